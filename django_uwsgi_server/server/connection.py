@@ -1,0 +1,120 @@
+"""One accepted client connection and its blocking-with-timeout I/O.
+
+Sockets stay non-blocking: the fast path is a plain ``recv``/``sendmsg`` with no extra
+syscall, and only when the kernel says EAGAIN do we ``poll`` for up to ``socket-timeout``
+seconds (CPython's own timeout sockets poll before *every* call).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+
+_POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+_POLLOUT = select.POLLOUT | select.POLLHUP | select.POLLERR
+RECV_SIZE = 65536
+
+
+class ClientGone(OSError):
+    """The peer closed the connection, reset it, or stayed silent past socket-timeout.
+
+    An OSError, so that Django turns it into ``UnreadablePostError`` when it surfaces from a
+    ``wsgi.input`` read inside a view.
+    """
+
+
+class Connection:
+    __slots__ = ("sock", "fd", "listener", "buf", "remote_addr", "remote_port", "timeout",
+                 "requests", "idle_since", "_poll")
+
+    def __init__(self, sock: socket.socket, peer: object, listener: object, timeout: float) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.listener = listener
+        self.buf = bytearray()
+        if isinstance(peer, tuple):
+            self.remote_addr = peer[0]
+            self.remote_port = str(peer[1])
+        else:  # unix socket peers have no address
+            self.remote_addr = ""
+            self.remote_port = ""
+        self.timeout = timeout
+        self.requests = 0
+        self.idle_since = 0.0
+        self._poll: select.poll | None = None
+
+    def wait(self, events: int) -> None:
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(self.fd, events)
+        else:
+            self._poll.modify(self.fd, events)
+        if not self._poll.poll(self.timeout * 1000):
+            raise ClientGone("timed out (socket-timeout)")
+
+    def recv(self, size: int = RECV_SIZE) -> bytes:
+        """Bytes from the peer, waiting up to socket-timeout; b"" at EOF."""
+        while True:
+            try:
+                return self.sock.recv(size)
+            except BlockingIOError:
+                self.wait(_POLLIN)
+            except (ConnectionError, TimeoutError) as exc:
+                raise ClientGone(str(exc)) from None
+
+    def fill(self) -> int:
+        """Append what the peer sends next to ``buf``; 0 at EOF."""
+        data = self.recv()
+        self.buf += data
+        return len(data)
+
+    def sendall(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except BlockingIOError:
+                self.wait(_POLLOUT)
+                continue
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
+            view = view[sent:]
+
+    def sendmsg(self, buffers: list) -> None:
+        """Send several buffers in one syscall when the kernel takes them all (the usual case)."""
+        try:
+            sent = self.sock.sendmsg(buffers)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise ClientGone(str(exc)) from None
+        for buf in buffers:
+            size = len(buf)
+            if sent >= size:
+                sent -= size
+                continue
+            self.sendall(memoryview(buf)[sent:])
+            sent = 0
+
+    def sendfile(self, fileno: int, offset: int, count: int) -> int:
+        """Send ``count`` bytes of a file with os.sendfile; returns bytes sent."""
+        total = 0
+        while total < count:
+            try:
+                sent = os.sendfile(self.fd, fileno, offset + total, count - total)
+            except BlockingIOError:
+                self.wait(_POLLOUT)
+                continue
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
+            if sent == 0:  # the file shrank under us
+                break
+            total += sent
+        return total
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

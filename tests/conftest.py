@@ -1,0 +1,27 @@
+import pytest
+
+from tests.server import Server
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Factory: start_server(args, env=None) -> a running Server, stopped at teardown."""
+    started = []
+
+    def start(args, env=None, wait=True, **kwargs):
+        home = tmp_path / f"server{len(started)}"
+        home.mkdir()
+        server = Server(home, list(args), env, wait=False, **kwargs)
+        started.append(server)  # registered before waiting: a failed start is still stopped
+        if wait:
+            server.wait_ready()
+        return server
+
+    yield start
+    errors = []
+    for server in started:
+        try:
+            server.stop()
+        except AssertionError as exc:
+            errors.append(str(exc))
+    assert not errors, errors

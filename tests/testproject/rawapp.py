@@ -1,0 +1,83 @@
+"""Plain WSGI apps for paths Django never takes (it catches view exceptions itself).
+
+Each app logs its close() calls to TEST_SIGNAL_LOG, like the Django project logs
+request_finished, so the tests can count them.
+"""
+import os
+
+
+def _record(line):
+    path = os.environ.get("TEST_SIGNAL_LOG")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+
+class Body:
+    def __init__(self, path, chunks, fail_at=None):
+        self.path = path
+        self.chunks = chunks
+        self.fail_at = fail_at
+
+    def __iter__(self):
+        for i, chunk in enumerate(self.chunks):
+            if i == self.fail_at:
+                raise RuntimeError("boom while iterating")
+            yield chunk
+
+    def close(self):
+        _record(f"closed {self.path}")
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/raise-before":
+        raise RuntimeError("boom before start_response")
+    if path == "/raise-iter-first":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body(path, [b"a", b"b"], fail_at=0)
+    if path == "/raise-iter-later":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body(path, [b"a" * 10, b"b", b"c"], fail_at=1)
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        return Body(path, [b"and iterated"])
+    if path == "/exc-info":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
+        try:
+            raise ValueError("replaced")
+        except ValueError:
+            import sys
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")],
+                           sys.exc_info())
+        return Body(path, [b"error page"])
+    if path == "/short":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return Body(path, [b"abc"])
+    if path == "/long":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        return Body(path, [b"abcdef"])
+    if path == "/str-chunk":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body(path, ["not bytes"])
+    if path == "/hop":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "close"),
+                                  ("Content-Length", "2")])
+        return Body(path, [b"ok"])
+    if path == "/no-content":
+        start_response("204 No Content", [])
+        return Body(path, [b"ignored body"])
+    if path == "/generator":
+        def gen():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"from "
+            yield b""
+            yield b"a generator"
+        return gen()
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Body(path, [b"raw:", body])
