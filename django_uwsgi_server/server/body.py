@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .connection import ClientGone, Connection
-from .request import ProtocolError
+from .http import ChunkedDecoder
 
 _CHUNK = 65536
 
@@ -25,62 +26,28 @@ class InputStream:
     Unlike uWSGI, ``read(0)`` returns ``b""`` and ``readline(n)`` honours ``n``.
     """
 
-    __slots__ = ("_conn", "_buf", "_remaining", "_decoder", "_on_first_read", "error")
+    __slots__ = ("_conn", "_buf", "_remaining", "_on_first_read")
 
-    def __init__(self, conn: Connection, content_length: int | None, decoder: Any = None,
+    def __init__(self, conn: Connection, content_length: int | None,
                  on_first_read: Callable[[], None] | None = None) -> None:
         self._conn = conn
-        self._decoder = decoder
         self._on_first_read = on_first_read
-        # A ProtocolError met while reading the body (bad chunk framing, limit-post): the
-        # handler answers it with its own status instead of the app's 500.
-        self.error: ProtocolError | None = None
+        size = content_length or 0
         pending = conn.buf
-        if decoder is not None:
-            self._remaining = -1
-            self._buf = b""
-            if pending:
-                conn.buf = bytearray()
-                self._feed(pending)
+        if pending:
+            self._buf = bytes(pending[:size])
+            del pending[:size]
         else:
-            size = content_length or 0
-            if pending:
-                self._buf = bytes(pending[:size])
-                del pending[:size]
-            else:
-                self._buf = b""
-            self._remaining = size - len(self._buf)
-
-    # -- filling -------------------------------------------------------------------------
-    def _feed(self, data: bytes | bytearray) -> None:
-        decoder = self._decoder
-        try:
-            decoded = decoder.feed(data)
-        except ProtocolError as exc:
-            self.error = exc
-            raise
-        self._buf = self._buf + decoded if self._buf else decoded
-        if decoder.done:
-            self._conn.buf = bytearray(decoder.leftover)
-
-    def _at_eof(self) -> bool:
-        if self._decoder is not None:
-            return self._decoder.done
-        return self._remaining <= 0
+            self._buf = b""
+        self._remaining = size - len(self._buf)
 
     def _more(self) -> bool:
         """Receive more body bytes into the buffer; False at the end of the body."""
-        if self._at_eof():
+        if self._remaining <= 0:
             return False
         if self._on_first_read is not None:
             callback, self._on_first_read = self._on_first_read, None
             callback()  # "100 Continue", only once the app really wants the body
-        if self._decoder is not None:
-            data = self._conn.recv()
-            if not data:
-                raise ClientGone("the client closed the connection in the middle of the body")
-            self._feed(data)
-            return True
         data = self._conn.recv(min(self._remaining, _CHUNK))
         if not data:
             raise ClientGone("the client closed the connection in the middle of the body")
@@ -143,29 +110,51 @@ class InputStream:
     def readable(self) -> bool:
         return True
 
+    def reusable(self, limit: int) -> bool:
+        """Whether the connection can carry another request once the app is done: the unread
+        body is small enough to discard, and was not held back for "100 Continue"."""
+        return self._remaining <= 0 or (self._on_first_read is None and self._remaining <= limit)
+
     def drain(self, limit: int) -> bool:
         """Discard the unread body (up to ``limit`` bytes) so the connection can be reused.
 
         Returns False when the body could not be drained, and the connection must close.
         """
-        if self.error is not None:
-            return False
-        if self._at_eof():
+        if self._remaining <= 0:
             return True
-        if self._on_first_read is not None:
-            return False  # the client waits for "100 Continue": it never sent the body
-        if self._remaining > limit:
-            return False
-        seen = 0
+        if self._on_first_read is not None or self._remaining > limit:
+            return False  # a client waiting for "100 Continue" never sent the body
         try:
             while self._more():
-                seen += len(self._buf)
                 self._buf = b""
-                if seen > limit:
-                    return False
-        except (OSError, ProtocolError):
+        except OSError:
             return False
         return True
+
+
+def read_chunked(conn: Connection, limit: int | None, spool_size: int = 1 << 20) -> Any:
+    """De-chunk a whole request body before the app runs, as nginx does.
+
+    Django sizes ``wsgi.input`` by CONTENT_LENGTH alone (a chunked body would read as empty),
+    so the body is spooled (memory up to ``spool_size``, then a temporary file) and the
+    caller sets CONTENT_LENGTH. Bad framing or ``limit-post`` raise ProtocolError before the
+    app is called. Bytes after the body stay in ``conn.buf`` (pipelining).
+    """
+    decoder = ChunkedDecoder(limit)
+    spool = tempfile.SpooledTemporaryFile(max_size=spool_size)
+    data = bytes(conn.buf)
+    conn.buf = bytearray()
+    while True:
+        if data:
+            spool.write(decoder.feed(data))
+        if decoder.done:
+            break
+        data = conn.recv()
+        if not data:
+            raise ClientGone("the client closed the connection in the middle of the body")
+    conn.buf = bytearray(decoder.leftover)
+    spool.seek(0)
+    return spool
 
 
 class FileWrapper:

@@ -77,8 +77,8 @@ def banner(cfg: Any, listeners: list[Listener], app_name: str, out: TextIO) -> N
 
 def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener]) -> int:
     """Fork the workers and run the master loop until stopped; returns the exit code."""
-    from .wsgi import Handler
     from .worker import Worker
+    from .wsgi import Handler
 
     if cfg.logto:
         redirect_output(cfg.logto)

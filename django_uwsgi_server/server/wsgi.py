@@ -15,9 +15,9 @@ import traceback
 from email.utils import formatdate
 from typing import Any
 
-from .body import FileWrapper, InputStream
+from .body import FileWrapper, InputStream, read_chunked
 from .connection import ClientGone, Connection
-from .http import STATUS_REASONS, ChunkedDecoder
+from .http import STATUS_REASONS
 from .request import ProtocolError, Request
 
 # RFC 9110 §7.6.1: connection-specific headers are the server's business, not the app's.
@@ -166,7 +166,8 @@ class Exchange:
                     lines.append("Transfer-Encoding: chunked\r\n")
                 else:
                     self.keep_alive = False  # HTTP/1.0: the end of the body is the close
-            if self.handler.stopping():
+            if self.handler.stopping() or (
+                    self.stream is not None and not self.stream.reusable(DRAIN_LIMIT)):
                 self.keep_alive = False
             text = "HTTP/1.1 " + self.status + "\r\n" + "".join(lines)
             head = text.encode("latin-1") + DATE.get() + self.handler.http_extra_headers
@@ -382,9 +383,24 @@ class Handler:
             def on_first_read() -> None:
                 if not ex.headers_sent:
                     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        decoder = ChunkedDecoder(limit) if req.chunked else None
-        stream = InputStream(conn, req.content_length, decoder, on_first_read)
-        ex.stream = stream
+        if req.chunked:
+            try:
+                if on_first_read is not None:
+                    on_first_read()
+                stream: Any = read_chunked(conn, limit)
+            except ProtocolError as err:
+                ex.keep_alive = False
+                self._reject(ex, err)
+                self.log.request(conn, req, ex, start)
+                return False
+            except ClientGone:
+                return False
+            env["CONTENT_LENGTH"] = str(stream.seek(0, 2))
+            stream.seek(0)
+            env["wsgi.input_terminated"] = True
+        else:
+            stream = InputStream(conn, req.content_length, on_first_read)
+            ex.stream = stream
         env["wsgi.input"] = stream
         result = None
         try:
@@ -400,18 +416,13 @@ class Handler:
                     result.close()
                 except Exception:
                     self.log.exception(req, "the response's close() raised")
-        if ex.keep_alive and not stream.drain(DRAIN_LIMIT):
+        if ex.keep_alive and ex.stream is not None and not ex.stream.drain(DRAIN_LIMIT):
             ex.keep_alive = False
         self.log.request(conn, req, ex, start)
         return ex.keep_alive
 
     def _app_failed(self, ex: Exchange, exc: Exception) -> None:
         ex.keep_alive = False
-        stream = ex.stream
-        if stream is not None and stream.error is not None:
-            # The body was malformed or too big: the client's fault, not the app's.
-            self._reject(ex, stream.error)
-            return
         self.log.exception(ex.req, "the application raised an exception")
         self.log.app_exception()
         if not ex.headers_sent:
