@@ -25,3 +25,6 @@ def start_server(tmp_path):
         except AssertionError as exc:
             errors.append(str(exc))
     assert not errors, errors
+
+
+from tests.nginx import nginx_factory  # noqa: E402,F401  (the fixture, for every test)

@@ -80,7 +80,7 @@ class RawClient:
             return not self._fill() and not self.buf
         except ConnectionResetError:
             return True
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
 
     def close(self) -> None:

@@ -111,10 +111,16 @@ class Server:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                stacks = subprocess.run(
+                    f"for p in $(pgrep -g {self.proc.pid}); do echo == $p; "
+                    f"cat /proc/$p/wchan; echo; py-spy dump --pid $p 2>&1 | head -40; done",
+                    shell=True, capture_output=True, text=True, timeout=60).stdout
+                print(stacks)
+                print("STDERR:", self.stderr())
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
                 raise AssertionError(f"runuwsgi did not stop within {timeout}s of signal "
-                                     f"{sig}") from None
+                                     f"{sig}:\n{self.stderr()[-3000:]}\n{stacks}") from None
         # Workers are in the server's own process group: none may outlive the master.
         try:
             os.killpg(self.proc.pid, 0)

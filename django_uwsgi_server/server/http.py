@@ -25,7 +25,6 @@ HTTP10 = "HTTP/1.0"
 
 # RFC 9110 §5.6.2: token = 1*tchar.
 _TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
-_TCHAR_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version, single SPs (we do
 # not take the §3 "MAY parse on whitespace" leniency: differing splits are a smuggling
@@ -37,14 +36,21 @@ _VERSION_RE = re.compile(r"HTTP/[0-9]\.[0-9]")
 # RFC 9112 §5 / RFC 9110 §5.5: field-line = field-name ":" OWS field-value OWS, where the
 # value is VCHAR/obs-text words separated by SP/HTAB. The value group cannot start or end
 # with whitespace, so it comes out trimmed. CR, LF, NUL and the other CTLs never match.
-_FIELD = rf"([{_TCHAR}]+):[ \t]*((?:[^\x00-\x20\x7f]+(?:[ \t]+[^\x00-\x20\x7f]+)*)?)[ \t]*\r\n"
+# Groups: name, leading OWS, value. The leading OWS is matched atomically (a lookahead
+# captures it, the backreference consumes it; Python 3.10 has no possessive "*+"): left
+# backtrackable, it and the trailing OWS could share a run of blanks in O(n^2) ways.
+_FIELD = (
+    rf"([{_TCHAR}]+):(?=([ \t]*))\2((?:[^\x00-\x20\x7f]+(?:[ \t]+[^\x00-\x20\x7f]+)*)?)"
+    r"[ \t]*\r\n"
+)
 _FIELD_RE = re.compile(_FIELD)
 # The block is cut with split(), which extracts every field in one C call; the pieces
-# between matches must all be empty, or some line is not a field line. The (?m)^ anchor
-# lets a match start only at a line start, so the scan over junk stays linear instead of
-# retrying the whole pattern at every offset.
+# between matches (every 4th item) must all be empty, or some line is not a field line.
+# The (?m)^ anchor lets a match start only at a line start, so the scan over junk stays
+# linear instead of retrying the whole pattern at every offset.
 _FIELD_SPLIT_RE = re.compile("(?m)^" + _FIELD)
 _TOKEN_RE = re.compile(rf"[{_TCHAR}]+")
+_TCHAR_BYTES = frozenset(i for i in range(128) if _TOKEN_RE.fullmatch(chr(i)))
 
 # RFC 9110 §4.2.1 / RFC 3986 §3.2.2: host = IP-literal / IPv4address / reg-name, with an
 # optional port = *DIGIT. reg-name covers IPv4; an empty host is invalid for "http" URIs.
@@ -56,7 +62,7 @@ _HOST_RE = re.compile(
     r"(?::[0-9]*)?"
 )
 # RFC 9112 §3.2.2 absolute-form; the target already has no "#" and no whitespace.
-_ABSOLUTE_RE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*)://([^/?]*)([^?]*)(?:\?(.*))?", re.S)
+_ABSOLUTE_RE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*)://([^/?]*)([^?]*)(?:\?(.*))?")
 _CONTENT_LENGTH_RE = re.compile(r"[0-9]{1,18}")  # 18 digits: no int() of a 10 kB number
 
 # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line
@@ -175,10 +181,10 @@ def parse_head(buf: bytes | bytearray, limit: int) -> tuple[Request, int] | None
     block = head[line_end + 2 :]
     if block:
         parts = _FIELD_SPLIT_RE.split(block)
-        if any(parts[::3]):
+        if any(parts[::4]):
             raise _bad_field(block)
         keys = _KEYS
-        for name, value in zip(parts[1::3], parts[2::3], strict=True):
+        for name, value in zip(parts[1::4], parts[3::4], strict=True):
             key = keys.get(name)
             if key is None:
                 key = _environ_key(name)

@@ -38,7 +38,8 @@ class Command(BaseCommand):
         def error(message: str) -> None:
             if message.startswith("unrecognized arguments:"):
                 word = message.split(":", 1)[1].split()[0]
-                parser.exit(2, f"{prog_name} {subcommand}: {unknown_option_message(word)}\n")
+                parser.exit(2, f"{prog_name} {subcommand}: "
+                            f"{unknown_option_message(word, parser._option_string_actions)}\n")
             plain_error(message)
 
         parser.error = error
@@ -49,6 +50,9 @@ class Command(BaseCommand):
             "addrport", nargs="?",
             help="Like runserver: PORT or ADDR:PORT to serve HTTP on (default 127.0.0.1:8000 "
                  "when no socket option is set).")
+        # Django adds --skip-checks only to commands that run checks before handle().
+        parser.add_argument("--skip-checks", action="store_true",
+                            help="Skip Django's system checks before serving.")
         add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
