@@ -73,8 +73,12 @@ class Server:
         for proto, host, port in _ADDR.findall(self.stdout()):
             self.addresses.setdefault(proto, []).append((host.strip("[]"), int(port)))
         # The banner is printed before the fork: wait until a worker really answers.
-        host, port = (self.addresses.get("http") or self.addresses["uwsgi"])[0]
-        wait_for(lambda: _connects(host, port), timeout, "a listening socket")
+        if "http" in self.addresses:
+            host, port = self.addresses["http"][0]
+            wait_for(lambda: _answers(host, port), timeout, "a worker's first answer")
+        else:
+            host, port = self.addresses["uwsgi"][0]
+            wait_for(lambda: _connects(host, port), timeout, "a listening socket")
 
     @property
     def port(self) -> int:
@@ -92,7 +96,9 @@ class Server:
     def signal_lines(self) -> list[str]:
         if not self.signal_log.exists():
             return []
-        return self.signal_log.read_text().splitlines()
+        # Leave out the readiness probe's own request.
+        return [line for line in self.signal_log.read_text().splitlines()
+                if not line.endswith("/__ready__")]
 
     def worker_pids(self) -> list[int]:
         import psutil
@@ -138,6 +144,15 @@ def _connects(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
+    except OSError:
+        return False
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(b"GET /__ready__ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/1.1 ")
     except OSError:
         return False
 

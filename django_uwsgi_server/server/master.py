@@ -180,9 +180,15 @@ class Master:
     def _spawn(self, wid: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            self._child(wid)
+        # A signal landing between fork() and the worker's own handlers would run the
+        # master's handler in the child and be lost: block them until the worker is ready.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self._child(wid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         self.workers[pid] = wid
         self.scoreboard.spawned(wid, pid)
 
@@ -194,6 +200,7 @@ class Master:
                 signal.signal(sig, signal.SIG_DFL)
             os.close(self._wake[0])
             os.close(self._wake[1])
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
             worker = self.make_worker(wid)
             if worker is None:
                 code = EXIT_APP_FAILED
