@@ -13,4 +13,5 @@ urlpatterns = [
     path("sleep", views.sleep),
     path("upload", views.upload),
     path("big", views.big),
+    path("osenv", views.osenv),
 ]

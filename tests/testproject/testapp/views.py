@@ -88,3 +88,7 @@ def upload(request):
 def big(request):
     size = int(request.GET.get("size", str(1 << 20)))
     return HttpResponse(b"x" * size, content_type="application/octet-stream")
+
+
+def osenv(request):
+    return JsonResponse({"value": os.environ.get(request.GET["k"]), "cwd": os.getcwd()})
