@@ -18,6 +18,7 @@ from .connection import ClientGone, Connection
 from .http import ChunkedDecoder
 
 _CHUNK = 65536
+_MAX_RECV = 1 << 20  # recv(n) allocates n bytes first: bound it
 
 
 class InputStream:
@@ -34,8 +35,9 @@ class InputStream:
         self._on_first_read = on_first_read
         size = content_length or 0
         pending = conn.buf
-        if pending:
-            self._buf = bytes(pending[:size])
+        if pending and size:
+            with memoryview(pending) as view:  # one copy, released before the buffer shrinks
+                self._buf = bytes(view[:size])
             del pending[:size]
         else:
             self._buf = b""
@@ -57,17 +59,28 @@ class InputStream:
 
     # -- file API ------------------------------------------------------------------------
     def read(self, size: int | None = -1) -> bytes:
+        buf = self._buf
         if size is None or size < 0:
-            parts = [self._buf]
-            self._buf = b""
-            while self._more():
-                parts.append(self._buf)
-                self._buf = b""
-            return b"".join(parts)
-        while len(self._buf) < size and self._more():
-            pass
-        data, self._buf = self._buf[:size], self._buf[size:]
-        return data
+            size = len(buf) + self._remaining
+        if size <= len(buf):
+            self._buf = buf[size:]
+            return buf[:size] if size < len(buf) else buf
+        # Collect the pieces and join once: appending to one bytes object per recv() would
+        # copy a large body over and over (Django reads request.body in one read(n)).
+        parts = [buf]
+        have = len(buf)
+        self._buf = b""
+        while have < size and self._remaining > 0:
+            if self._on_first_read is not None:
+                callback, self._on_first_read = self._on_first_read, None
+                callback()
+            data = self._conn.recv(min(self._remaining, size - have, _MAX_RECV))
+            if not data:
+                raise ClientGone("the client closed the connection in the middle of the body")
+            self._remaining -= len(data)
+            have += len(data)
+            parts.append(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readline(self, size: int | None = -1) -> bytes:
         start = 0
@@ -109,6 +122,11 @@ class InputStream:
 
     def readable(self) -> bool:
         return True
+
+    @property
+    def remaining(self) -> int:
+        """Body bytes the client has still to send (and the app has not read)."""
+        return self._remaining
 
     def reusable(self, limit: int) -> bool:
         """Whether the connection can carry another request once the app is done: the unread

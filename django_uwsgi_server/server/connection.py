@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import time
 
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _POLLOUT = select.POLLOUT | select.POLLHUP | select.POLLERR
@@ -26,7 +27,7 @@ class ClientGone(OSError):
 
 class Connection:
     __slots__ = ("sock", "fd", "listener", "buf", "remote_addr", "remote_port", "timeout",
-                 "requests", "idle_since", "_poll")
+                 "requests", "idle_since", "has_request", "linger", "environ", "_poll")
 
     def __init__(self, sock: socket.socket, peer: object, listener: object, timeout: float) -> None:
         self.sock = sock
@@ -42,6 +43,9 @@ class Connection:
         self.timeout = timeout
         self.requests = 0
         self.idle_since = 0.0
+        self.has_request = False  # a complete request head is already in buf (pipelining)
+        self.linger = False  # the peer may still be sending a body we did not read
+        self.environ: dict | None = None  # the per-listener environ part, set by the handler
         self._poll: select.poll | None = None
 
     def wait(self, events: int) -> None:
@@ -60,7 +64,7 @@ class Connection:
                 return self.sock.recv(size)
             except BlockingIOError:
                 self.wait(_POLLIN)
-            except (ConnectionError, TimeoutError) as exc:
+            except OSError as exc:  # reset, unreachable, timed out: the client is gone
                 raise ClientGone(str(exc)) from None
 
     def fill(self) -> int:
@@ -81,10 +85,10 @@ class Connection:
                 raise ClientGone(str(exc)) from None
             view = view[sent:]
 
-    def sendmsg(self, buffers: list) -> None:
+    def sendmsg(self, buffers: list, flags: int = 0) -> None:
         """Send several buffers in one syscall when the kernel takes them all (the usual case)."""
         try:
-            sent = self.sock.sendmsg(buffers)
+            sent = self.sock.sendmsg(buffers, (), flags)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
@@ -114,7 +118,39 @@ class Connection:
         return total
 
     def close(self) -> None:
+        if self.linger:
+            self._linger()
         try:
             self.sock.close()
         except OSError:
             pass
+
+    def _linger(self, seconds: float = 1.0, limit: int = 1 << 20) -> None:
+        """Close without destroying our last response (RFC 9112 §9.6).
+
+        Closing a socket that still has unread request bytes makes the kernel send a reset,
+        and the client may lose our answer (a 413, a 500) before reading it. So: half-close,
+        then read and discard what the client still sends, for a bounded time and size.
+        """
+        self.linger = False
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + seconds
+        seen = 0
+        poller = select.poll()
+        poller.register(self.fd, _POLLIN)
+        while seen < limit:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            seen += len(data)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .logging import write_line
-from .stats import Scoreboard
+from .stats import MAX_WORKERS, Scoreboard
 
 EXIT_APP_FAILED = 22  # uWSGI's code for "failed to load app", kept for familiarity
 _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD,
@@ -38,9 +38,10 @@ class Master:
         self.make_worker = make_worker  # called in the forked child; returns an object with run()
         self.stop_mercy = stop_mercy
         self.pid = os.getpid()
-        self.scoreboard = Scoreboard()
+        self.scoreboard = Scoreboard(max(MAX_WORKERS, 2 * processes))
         self.workers: dict[int, int] = {}  # pid -> worker id
         self.retiring: dict[int, int] = {}  # pids of workers told to stop (reload)
+        self.retired_at: dict[int, float] = {}
         self.pending: list[int] = []
         self.stopping_since: float | None = None
         self.exit_code = 0
@@ -75,6 +76,7 @@ class Master:
                         self._kill_all(signal.SIGKILL, "taking too much time to die... NO MERCY")
                 else:
                     self._spawn_missing()
+                    self._kill_stuck_retirees()
         finally:
             signal.set_wakeup_fd(-1)
             for sig in _HANDLED:
@@ -114,6 +116,9 @@ class Master:
         elif sig == signal.SIGHUP and self.stopping_since is None:
             self.restart_workers()
         elif sig == signal.SIGTTIN and self.stopping_since is None:
+            if self.target >= self.scoreboard.slots:
+                write_line(f"SIGTTIN: already at the most workers ({self.target})")
+                return
             self.target += 1
             write_line(f"SIGTTIN: one more worker ({self.target})")
         elif sig == signal.SIGTTOU and self.stopping_since is None and self.target > 1:
@@ -153,7 +158,18 @@ class Master:
         if wid is None:
             return
         self.retiring[pid] = wid
+        self.retired_at[pid] = time.monotonic()
         self._signal(pid, signal.SIGTERM)
+
+    def _kill_stuck_retirees(self) -> None:
+        """A worker told to stop (restart, fewer workers) gets stop_mercy to finish."""
+        now = time.monotonic()
+        for pid, since in list(self.retired_at.items()):
+            if now - since > self.stop_mercy and pid in self.retiring:
+                write_line(f"worker {self.retiring[pid]} (pid: {pid}) is taking too much time "
+                           f"to die... NO MERCY")
+                self._signal(pid, signal.SIGKILL)
+                self.retired_at[pid] = now  # once per mercy period at most
 
     def _kill_all(self, sig: int, why: str) -> None:
         for pid in list(self.workers) + list(self.retiring):
@@ -174,7 +190,7 @@ class Master:
             return
         running = set(self.workers.values())
         for wid in range(1, self.target + 1):
-            if wid not in running:
+            if wid not in running and time.monotonic() >= self._hold_spawn_until:
                 self._spawn(wid)
 
     def _spawn(self, wid: int) -> None:
@@ -187,6 +203,10 @@ class Master:
             pid = os.fork()
             if pid == 0:
                 self._child(wid)
+        except OSError as exc:  # EAGAIN / ENOMEM: try again later rather than die
+            write_line(f"fork() of worker {wid} failed: {exc.strerror}; retrying in 1 second")
+            self._hold_spawn_until = time.monotonic() + 1.0
+            return
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         self.workers[pid] = wid
@@ -228,6 +248,7 @@ class Master:
             self._buried(pid, status)
 
     def _buried(self, pid: int, status: int) -> None:
+        self.retired_at.pop(pid, None)
         if pid in self.retiring:
             self.retiring.pop(pid)
             return

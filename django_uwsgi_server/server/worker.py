@@ -1,24 +1,27 @@
 """A worker process: accept connections, read request heads, run the app, keep alive.
 
-One selector per worker watches the listening sockets and the idle keep-alive connections,
-so an idle client never holds the worker (uWSGI's http11-socket serves one keep-alive
-client until it leaves). A connection is served while it has a request; when it goes quiet
-it goes back to the selector. With ``threads > 1`` the main thread only waits and
-dispatches; a pool of threads serves.
+One poller per worker watches the listening sockets and the connections waiting for their
+next request, so a quiet client never holds the worker (uWSGI's http11-socket serves one
+keep-alive client until it leaves). A connection is served while it has a complete request;
+when it goes quiet — even in the middle of a request head — it goes back to the poller.
+With ``threads > 1`` the main thread only waits and dispatches; a pool of threads serves.
 
 Signals: SIGTERM, SIGINT and SIGHUP stop the worker gracefully (in-flight requests finish,
-then idle connections are closed); SIGQUIT stops it at once.
+requests that already arrived are answered, then idle connections are closed); SIGQUIT
+stops it at once.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
-import selectors
+import select
 import signal
 import socket
 import threading
 import time
+import traceback
 from typing import Any
 
 from . import http, uwsgi_protocol
@@ -27,10 +30,41 @@ from .logging import write_line
 from .request import ProtocolError
 from .sockets import HTTP, Listener
 
-IDLE = "idle"  # serve() result: the connection waits for its next request
+IDLE = "idle"  # serve() result: the connection waits for its next request (or its rest)
 _PARSERS = {HTTP: http.parse_head, "uwsgi": uwsgi_protocol.parse_packet}
-# Requests served back to back on one connection before it yields to the others.
+# Requests served back to back on one connection before the others get a turn.
 _BURST = 16
+_ACCEPT_PAUSE = 0.5  # out of file descriptors: stop accepting this long
+
+
+class Poller:
+    """epoll with an fd -> object map (selectors builds key objects on every call).
+
+    Listening sockets are registered with EPOLLEXCLUSIVE, so a new connection wakes one
+    worker instead of all of them (the rest would only get EAGAIN from accept()).
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._data: dict[int, Any] = {}
+
+    def register(self, fd: int, data: Any, exclusive: bool = False) -> None:
+        flags = select.EPOLLIN
+        if exclusive:
+            flags |= getattr(select, "EPOLLEXCLUSIVE", 0)
+        self._epoll.register(fd, flags)
+        self._data[fd] = data
+
+    def unregister(self, fd: int) -> None:
+        del self._data[fd]
+        try:
+            self._epoll.unregister(fd)
+        except OSError:  # already closed: the kernel dropped it with the fd
+            pass
+
+    def poll(self, timeout: float) -> list[Any]:
+        data = self._data
+        return [data[fd] for fd, _ in self._epoll.poll(timeout) if fd in data]
 
 
 class Worker:
@@ -46,8 +80,9 @@ class Worker:
         self.buffer_size = buffer_size
         self.master_pid = master_pid
         self.stop_requested = False
-        self.idle: dict[int, Connection] = {}
-        self.sel = selectors.DefaultSelector()
+        self.idle: dict[int, Connection] = {}  # registered, waiting for bytes
+        self.ready: list[Connection] = []  # a complete request is already buffered
+        self.poller = Poller()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -56,16 +91,21 @@ class Worker:
         self._free = threads
         self._lock = threading.Lock()
         self._accepting = False
+        self._accept_paused_until = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._graceful)
         signal.signal(signal.SIGQUIT, lambda *_: os._exit(0))
+        # Signals meant for the master (a whole process group or cgroup may get them) must
+        # not stop (SIGTTIN/SIGTTOU's default) or kill (SIGUSR1/2's default) a worker.
+        for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.set_wakeup_fd(self._wake_w)
-        self.sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self.poller.register(self._wake_r, None)
         self._set_accepting(True)
         pool = [threading.Thread(target=self._thread_main, args=(core,), daemon=True,
                                  name=f"core-{core}") for core in range(self.threads)]
@@ -81,9 +121,9 @@ class Worker:
                 for t in pool:
                     t.join()
                 while not self._returned.empty():
-                    self._finish_idle(self._returned.get())
-            for conn in list(self.idle.values()):
-                self._finish_idle(conn)
+                    self._finish(self._returned.get())
+            for conn in self.ready + list(self.idle.values()):
+                self._finish(conn)
         return 0
 
     def stopping(self) -> bool:
@@ -98,25 +138,31 @@ class Worker:
         self._accepting = on
         for listener in self.listeners:
             if on:
-                self.sel.register(listener.sock, selectors.EVENT_READ, listener)
+                self.poller.register(listener.sock.fileno(), listener, exclusive=True)
             else:
-                self.sel.unregister(listener.sock)
+                self.poller.unregister(listener.sock.fileno())
 
     # -- the loop ------------------------------------------------------------------------
     def _loop(self) -> None:
         last_sweep = time.monotonic()
+        single = self.threads == 1
         while not self.stop_requested:
-            events = self.sel.select(1.0)
-            for key, _ in events:
-                data = key.data
+            # Connections with a buffered request must not wait for a poll timeout.
+            for data in self.poller.poll(0 if self.ready else 1.0):
                 if data is None:
                     self._drain_wakeups()
                 elif isinstance(data, Listener):
                     if self._accepting:
                         self._accept(data)
+                elif single:
+                    self._serve_registered(data)
                 else:
                     self._unidle(data)
                     self._dispatch(data)
+            if self.ready:
+                ready, self.ready = self.ready, []
+                for conn in ready:
+                    self._dispatch(conn)
             now = time.monotonic()
             if now - last_sweep >= 1.0:
                 last_sweep = now
@@ -138,7 +184,7 @@ class Worker:
                 conn = self._returned.get_nowait()
             except queue.Empty:
                 break
-            self._make_idle(conn)
+            self._park(conn)
         if self.threads > 1:
             self._set_accepting(self._free > 0 and not self.stop_requested)
 
@@ -148,7 +194,14 @@ class Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return  # another worker took it
         except OSError as exc:
-            write_line(f"worker {self.worker_id}: accept() on {listener.name} failed: {exc}")
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # The listener stays readable: without a pause we would spin on it.
+                write_line(f"worker {self.worker_id}: accept() on {listener.name} failed: "
+                           f"{exc.strerror}; not accepting for {_ACCEPT_PAUSE} s")
+                self._set_accepting(False)
+                self._accept_paused_until = time.monotonic() + _ACCEPT_PAUSE
+            else:
+                write_line(f"worker {self.worker_id}: accept() on {listener.name} failed: {exc}")
             return
         sock.setblocking(False)
         if sock.family != socket.AF_UNIX:
@@ -159,8 +212,7 @@ class Worker:
 
     def _dispatch(self, conn: Connection) -> None:
         if self.threads == 1:
-            if self.serve(conn) is IDLE:
-                self._make_idle(conn)
+            self._park(conn, self.serve(conn))
             return
         with self._lock:
             self._free -= 1
@@ -174,42 +226,72 @@ class Worker:
             conn = self._work.get()
             if conn is None:
                 return
-            result = self.serve(conn)
-            with self._lock:
-                self._free += 1
-            if result is IDLE:
-                self._returned.put(conn)
             try:
-                os.write(self._wake_w, b"\0")
-            except BlockingIOError:
-                pass
+                if self.serve(conn) is IDLE:
+                    self._returned.put(conn)
+            finally:
+                with self._lock:
+                    self._free += 1
+                try:
+                    os.write(self._wake_w, b"\0")
+                except BlockingIOError:
+                    pass
 
-    # -- idle connections ----------------------------------------------------------------
-    def _make_idle(self, conn: Connection) -> None:
-        if self.stop_requested:
-            self._finish_idle(conn)
+    # -- waiting connections -------------------------------------------------------------
+    def _park(self, conn: Connection, result: object = IDLE) -> None:
+        """After serve(): wait for more bytes, or queue a buffered request (pipelining)."""
+        if result is not IDLE:
             return
-        conn.idle_since = time.monotonic()
-        self.idle[conn.fd] = conn
-        self.sel.register(conn.sock, selectors.EVENT_READ, conn)
+        if self.stop_requested:
+            self._finish(conn)
+        elif conn.has_request:
+            self.ready.append(conn)
+        else:
+            if not conn.buf:
+                conn.idle_since = time.monotonic()
+            self.idle[conn.fd] = conn
+            self.poller.register(conn.fd, conn)
+
+    def _serve_registered(self, conn: Connection) -> None:
+        """One thread: no poll runs while a connection is served, so it stays registered —
+        two epoll_ctl calls fewer per keep-alive request."""
+        result = self.serve(conn)
+        if result is IDLE and not conn.has_request and not self.stop_requested:
+            if not conn.buf:
+                conn.idle_since = time.monotonic()
+            return
+        self._unidle(conn)
+        self._park(conn, result)
 
     def _unidle(self, conn: Connection) -> None:
-        self.sel.unregister(conn.sock)
+        self.poller.unregister(conn.fd)
         del self.idle[conn.fd]
 
     def _sweep(self, now: float) -> None:
+        if not self._accepting and self._accept_paused_until and \
+                now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0
+            self._set_accepting(self.threads == 1 or self._free > 0)
         for conn in list(self.idle.values()):
-            limit = self.keepalive_timeout if conn.requests else self.socket_timeout
+            # A started head gets socket-timeout in all, not per byte (slow-loris); a quiet
+            # keep-alive connection gets http-keepalive.
+            if conn.buf or not conn.requests:
+                limit = self.socket_timeout
+            else:
+                limit = self.keepalive_timeout
             if now - conn.idle_since > limit:
                 self._unidle(conn)
+                if conn.buf:
+                    self._refuse(conn, ProtocolError(408, "the request head did not arrive "
+                                                     "within socket-timeout", "socket-timeout"))
                 conn.close()
 
-    def _finish_idle(self, conn: Connection) -> None:
+    def _finish(self, conn: Connection) -> None:
         """Stopping: a request that already arrived is answered, never dropped."""
         if conn.fd in self.idle:
             self._unidle(conn)
         try:
-            if conn.sock.recv(1, socket.MSG_PEEK):
+            if conn.has_request or conn.sock.recv(1, socket.MSG_PEEK):
                 self.serve(conn)
         except OSError:
             pass
@@ -217,26 +299,31 @@ class Worker:
 
     # -- one connection ------------------------------------------------------------------
     def serve(self, conn: Connection) -> object:
-        """Serve requests on ``conn`` while it has them; IDLE when it should wait."""
+        """Serve the requests ``conn`` has; IDLE when it waits for more bytes."""
+        try:
+            return self._serve(conn)
+        except Exception:
+            # A bug of ours must cost one connection, not the worker (or a pool thread).
+            write_line(f"worker {self.worker_id}: internal error while serving "
+                       f"{conn.remote_addr or 'a unix socket client'}:\n"
+                       + traceback.format_exc().rstrip())
+            conn.close()
+            return None
+
+    def _serve(self, conn: Connection) -> object:
         parse = _PARSERS[conn.listener.protocol]
         limit = self.buffer_size
         handler = self.handler
         for _ in range(_BURST):
             try:
-                req = None
                 while True:
-                    if not conn.buf:
-                        if not self._ready(conn):
-                            return IDLE
-                        continue
-                    parsed = parse(conn.buf, limit)
+                    parsed = parse(conn.buf, limit) if conn.buf else None
                     if parsed is not None:
-                        req, used = parsed
-                        del conn.buf[:used]
                         break
-                    if not conn.fill():
-                        conn.close()  # the client left in the middle of a request head
-                        return None
+                    # Never wait here: a slow or partial head goes back to the poller.
+                    if not self._ready(conn):
+                        conn.has_request = False
+                        return IDLE
             except ProtocolError as err:
                 self._refuse(conn, err)
                 conn.close()
@@ -244,16 +331,21 @@ class Worker:
             except ClientGone:
                 conn.close()
                 return None
+            req, used = parsed
+            del conn.buf[:used]
             conn.requests += 1
             if not handler.serve(conn, req) or self.stop_requested:
                 conn.close()
                 return None
             if not conn.buf:
+                conn.has_request = False
                 return IDLE
-        return IDLE  # pipelined requests left: back to the selector, for fairness
+        # A long pipeline: let the others have a turn; the rest is already buffered.
+        conn.has_request = True
+        return IDLE
 
     def _ready(self, conn: Connection) -> bool:
-        """Between requests, read without waiting: a quiet connection goes idle."""
+        """Read what has arrived, without waiting; False when nothing has."""
         try:
             data = conn.sock.recv(65536)
         except BlockingIOError:

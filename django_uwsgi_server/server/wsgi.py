@@ -9,6 +9,7 @@ connection leaks (Django's "How to use Django with uWSGI" warning).
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 import traceback
@@ -26,6 +27,8 @@ HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy
 NO_BODY_STATUS = frozenset((204, 304))
 DRAIN_LIMIT = 1 << 20  # unread body bytes we discard to keep a connection; beyond, we close
 SERVER_ERROR = (b"A server error occurred.  Please contact the administrator.\n")
+# Only direct HTTP gets Date and Server: nginx drops an upstream's (uwsgi_hide_header).
+SERVER_HEADER = b"Server: django-uwsgi-server\r\n"
 
 
 class _DateCache:
@@ -53,7 +56,7 @@ class Exchange:
 
     __slots__ = ("conn", "req", "handler", "http", "status", "code", "headers", "has_cl",
                  "content_length", "headers_sent", "chunked", "keep_alive", "sent", "head_bytes",
-                 "header_count", "no_body", "via", "stream", "switches")
+                 "header_count", "no_body", "via", "stream", "switches", "own_date", "own_server")
 
     def __init__(self, conn: Connection, req: Request, handler: Handler, http: bool) -> None:
         self.conn = conn
@@ -75,6 +78,8 @@ class Exchange:
         self.via = ""
         self.stream: InputStream | None = None
         self.switches = 0
+        self.own_date = False  # the app set Date / Server: ours are left out (RFC 9110)
+        self.own_server = False
 
     # -- PEP 3333 callables --------------------------------------------------------------
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
@@ -92,7 +97,7 @@ class Exchange:
                 "\n" in status or "\r" in status:
             raise ValueError(f"invalid status line {status[:80]!r}: expected '200 OK' style")
         clean = []
-        has_cl = False
+        has_cl = own_date = own_server = False
         for name, value in headers:
             if type(name) is not str or type(value) is not str:
                 raise TypeError(f"header {name!r}: names and values must be str")
@@ -103,8 +108,14 @@ class Exchange:
             if lower == "content-length":
                 if not value.strip().isdigit():
                     raise ValueError(f"invalid Content-Length {value[:40]!r}")
+                if has_cl:  # two lengths: clients would disagree on where the body ends
+                    raise ValueError("the application set Content-Length twice")
                 has_cl = True
                 self.content_length = int(value)
+            elif lower == "date":
+                own_date = True
+            elif lower == "server":
+                own_server = True
             elif lower in HOP_BY_HOP:
                 self.handler.warn_hop_by_hop(name)
                 continue
@@ -113,6 +124,8 @@ class Exchange:
         self.code = int(status[:3])
         self.headers = clean
         self.has_cl = has_cl
+        self.own_date = own_date
+        self.own_server = own_server
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -121,11 +134,14 @@ class Exchange:
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"response body chunks must be bytes, not {type(data).__name__}")
+        head = b""
         if not self.headers_sent:
             if not data:
                 return  # PEP 3333: headers wait for the first non-empty chunk
-            self._send_head(None)
+            head = self._head(None)  # sent together with the first chunk below
         if self.no_body or not data:
+            if head:
+                self.conn.sendall(head)
             return
         size = len(data)
         if self.has_cl:
@@ -136,12 +152,11 @@ class Exchange:
                 data = memoryview(data)[:room]
                 size = room
                 self.keep_alive = False
-            if size:
-                self.conn.sendall(data)
+            self.conn.sendmsg([head, data])
         elif self.chunked:
-            self.conn.sendmsg([b"%x\r\n" % size, data, b"\r\n"])
+            self.conn.sendmsg([head, b"%x\r\n" % size, data, b"\r\n"])
         else:
-            self.conn.sendall(data)
+            self.conn.sendmsg([head, data])
         self.sent += size
 
     # -- framing -------------------------------------------------------------------------
@@ -170,7 +185,12 @@ class Exchange:
                     self.stream is not None and not self.stream.reusable(DRAIN_LIMIT)):
                 self.keep_alive = False
             text = "HTTP/1.1 " + self.status + "\r\n" + "".join(lines)
-            head = text.encode("latin-1") + DATE.get() + self.handler.http_extra_headers
+            head = text.encode("latin-1")
+            if not self.own_date:
+                head += DATE.get()
+            if not self.own_server:
+                head += SERVER_HEADER
+            head += self.handler.extra_headers
             if not self.keep_alive:
                 head += b"Connection: close\r\n"
             elif self.req.version == "HTTP/1.0":
@@ -185,13 +205,12 @@ class Exchange:
         self.headers_sent = True
         return head
 
-    def _send_head(self, body_size: int | None) -> None:
-        self.conn.sendall(self._head(body_size))
-
     def send_whole(self, body: bytes) -> None:
         """The whole body is known: one Content-Length, one syscall for head and body."""
         size = len(body)
-        if self.has_cl and size != self.content_length:
+        code = self.code
+        if self.has_cl and size != self.content_length and not (
+                self.req.method == "HEAD" or code < 200 or code in NO_BODY_STATUS):
             self.keep_alive = False
             if size > self.content_length:
                 self.handler.log_error(self.req, f"the app sent more than its Content-Length "
@@ -222,9 +241,11 @@ class Exchange:
         size = max(os.fstat(fd).st_size - offset, 0)
         if self.has_cl:
             size = min(size, self.content_length)
-        self.conn.sendall(self._head(size))
+        head = self._head(size)
         if self.no_body:
+            self.conn.sendall(head)
             return
+        self.conn.sendmsg([head], socket.MSG_MORE)  # one packet with the file's first bytes
         self.via = " via sendfile() "
         self.sent = self.conn.sendfile(fd, offset, size)
         if self.sent < self.content_length:
@@ -280,7 +301,7 @@ class Exchange:
 
     def end(self) -> None:
         if not self.headers_sent:
-            self._send_head(0)
+            self.send_whole(b"")  # checks an app Content-Length against the empty body
             return
         if self.chunked:
             self.conn.sendall(b"0\r\n\r\n")
@@ -311,8 +332,6 @@ class Handler:
         self.buffer_size = buffer_size
         self.limit_post = limit_post or None
         self.extra_headers = "".join(h.strip() + "\r\n" for h in add_headers).encode("latin-1")
-        # nginx drops an upstream's Server and Date anyway: only direct HTTP gets ours.
-        self.http_extra_headers = b"Server: django-uwsgi-server\r\n" + self.extra_headers
         self.log = log
         self.stopping = stopping
         self._warned: set[str] = set()
@@ -358,7 +377,9 @@ class Handler:
         start = time.time()
         http = conn.listener.protocol == "http"
         env = req.environ
-        static = self.listener_environ(conn.listener)
+        static = conn.environ
+        if static is None:
+            static = conn.environ = self.listener_environ(conn.listener)
         if http:
             env.update(static)
             env["REMOTE_ADDR"] = conn.remote_addr
@@ -374,6 +395,7 @@ class Handler:
         limit = self.limit_post
         if limit is not None and req.content_length is not None and req.content_length > limit:
             ex.keep_alive = False
+            conn.linger = True
             self._reject(ex, ProtocolError(413, f"request body of {req.content_length} bytes "
                                            f"is over limit-post ({limit})", "limit-post"))
             self.log.request(conn, req, ex, start)
@@ -390,6 +412,7 @@ class Handler:
                 stream: Any = read_chunked(conn, limit)
             except ProtocolError as err:
                 ex.keep_alive = False
+                conn.linger = True
                 self._reject(ex, err)
                 self.log.request(conn, req, ex, start)
                 return False
@@ -416,8 +439,12 @@ class Handler:
                     result.close()
                 except Exception:
                     self.log.exception(req, "the response's close() raised")
-        if ex.keep_alive and ex.stream is not None and not ex.stream.drain(DRAIN_LIMIT):
-            ex.keep_alive = False
+            if ex.stream is None:
+                stream.close()  # the spooled chunked body (maybe a temporary file)
+        if ex.stream is not None and ex.stream.remaining:
+            if not ex.keep_alive or not ex.stream.drain(DRAIN_LIMIT):
+                ex.keep_alive = False
+                conn.linger = http  # unread body bytes: do not reset our own response away
         self.log.request(conn, req, ex, start)
         return ex.keep_alive
 

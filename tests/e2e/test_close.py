@@ -147,3 +147,31 @@ def test_traceback_logged_with_request_line(raw_server):
     err = raw_server.stderr()
     assert "RuntimeError: boom before start_response" in err
     assert err.count("RuntimeError: boom before start_response") == 1
+
+
+def test_empty_body_with_app_content_length_closes(raw_server):
+    with RawClient("127.0.0.1", raw_server.port) as c:
+        c.send(get("/empty-cl"))
+        head = c.read_until(b"\r\n\r\n")
+        assert b"Content-Length: 5" in head and b"Connection: close" in head
+        assert c.is_closed()
+    wait_for(lambda: "less than its Content-Length" in raw_server.stderr(), 5, "a log line")
+
+
+def test_app_date_and_server_win(raw_server):
+    r = requests.get(raw_server.url + "/own-date")
+    assert r.headers["Date"] == "Thu, 01 Jan 2026 00:00:00 GMT"
+    assert r.headers["Server"] == "mine"
+    with RawClient("127.0.0.1", raw_server.port) as c:
+        c.send(get("/own-date"))
+        assert c.read_response().raw_head.count(b"Date:") == 1
+
+
+def test_head_with_get_content_length_is_not_an_error(raw_server):
+    with RawClient("127.0.0.1", raw_server.port) as c:
+        c.send(b"HEAD /head-cl HTTP/1.1\r\nHost: x\r\n\r\n" + get("/post"))
+        r = c.read_response(head_request=True)
+        assert r.headers["content-length"] == "1000"
+        assert "connection" not in r.headers
+        assert c.read_response().body == b"raw:"
+    assert "less than" not in raw_server.stderr()

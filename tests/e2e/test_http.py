@@ -231,3 +231,53 @@ def test_buffer_size_overflow_is_431_and_logged(start_server):
     assert r.status_code == 431
     wait_for(lambda: "buffer-size" in server.stderr(), 5, "a log line naming buffer-size")
     assert requests.get(server.url + "/hello").status_code == 200
+
+
+def test_long_pipeline_is_answered_completely(server):
+    with RawClient("127.0.0.1", server.port) as c:
+        c.send(get("/hello") * 40)
+        for _ in range(40):
+            assert c.read_response().body == b"hello world"
+
+
+def test_partial_heads_do_not_hold_the_worker(start_server):
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "1",
+                           "--socket-timeout", "2"])
+    slow = [RawClient("127.0.0.1", server.port) for _ in range(4)]
+    try:
+        for c in slow:
+            c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # and never the end of the head
+        start = time.monotonic()
+        assert requests.get(server.url + "/hello", timeout=5).text == "hello world"
+        assert time.monotonic() - start < 1.0
+        # The head has socket-timeout in all: then a 408 and the connection closes.
+        r = slow[0].read_response()
+        assert r.status == 408
+        assert slow[0].is_closed()
+        assert time.monotonic() - start < 5.0
+    finally:
+        for c in slow:
+            c.close()
+
+
+def test_slow_head_completes_within_deadline(server):
+    with RawClient("127.0.0.1", server.port) as c:
+        for piece in (b"GET /hel", b"lo HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            c.send(piece)
+            time.sleep(0.1)
+        assert c.read_response().body == b"hello world"
+
+
+def test_limit_post_answers_413_before_the_app(start_server):
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "1",
+                           "--limit-post", "1k"])
+    r = requests.post(server.url + "/upload", data=b"x" * 500000)
+    assert r.status_code == 413
+    assert not any(ln == "started /upload" for ln in server.signal_lines())
+
+    def chunks():
+        for _ in range(10):
+            yield b"y" * 500
+    r = requests.post(server.url + "/upload", data=chunks())
+    assert r.status_code == 413
+    assert requests.post(server.url + "/upload", data=b"z" * 1000).json()["size"] == 1000

@@ -71,6 +71,16 @@ def app(environ, start_response):
     if path == "/no-content":
         start_response("204 No Content", [])
         return Body(path, [b"ignored body"])
+    if path == "/empty-cl":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return Body(path, [])
+    if path == "/own-date":
+        start_response("200 OK", [("Date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+                                  ("Server", "mine"), ("Content-Length", "2")])
+        return Body(path, [b"ok"])
+    if path == "/head-cl":
+        start_response("200 OK", [("Content-Length", "1000")])
+        return Body(path, [b"" if environ["REQUEST_METHOD"] == "HEAD" else b"x" * 1000])
     if path == "/generator":
         def gen():
             start_response("200 OK", [("Content-Type", "text/plain")])
