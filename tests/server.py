@@ -127,17 +127,27 @@ class Server:
                 self.proc.wait(5)
                 raise AssertionError(f"runuwsgi did not stop within {timeout}s of signal "
                                      f"{sig}:\n{self.stderr()[-3000:]}\n{stacks}") from None
-        # Workers are in the server's own process group: none may outlive the master.
-        try:
-            os.killpg(self.proc.pid, 0)
-        except (ProcessLookupError, PermissionError):
+        # Workers are in the server's own process group: none may outlive the master
+        # (zombies, which nobody here may reap, do not count).
+        if not self._group_alive():
             return self.proc.returncode
         time.sleep(0.5)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        if not self._group_alive():
             return self.proc.returncode
+        os.killpg(self.proc.pid, signal.SIGKILL)
         raise AssertionError("processes of the server's group outlived the master")
+
+    def _group_alive(self) -> bool:
+        import psutil
+
+        for proc in psutil.process_iter(["status"]):
+            try:
+                if os.getpgid(proc.pid) == self.proc.pid and \
+                        proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    return True
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return False
 
 
 def _connects(host: str, port: int) -> bool:

@@ -40,8 +40,8 @@ def _type(opt: Option) -> str:
 
 
 def _status(opt: Option) -> str:
-    if opt.status == PLANNED and opt.group in PLANNED_IN:
-        return f"planned ({PLANNED_IN[opt.group]})"
+    if opt.status == PLANNED and opt.name in PLANNED_IN:
+        return f"planned ({PLANNED_IN[opt.name]})"
     return {ACCEPTED: "accepted, no effect"}.get(opt.status, opt.status)
 
 
@@ -102,5 +102,21 @@ def reference_rst() -> str:
     return "\n".join(out)
 
 
+def update_readme(path: str) -> None:
+    """Rewrite the reference between the README's markers (``--update README.rst``)."""
+    begin, end = ".. BEGIN OPTION REFERENCE\n", ".. END OPTION REFERENCE"
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + begin + reference_rst() + "\n" + end + tail)
+
+
 if __name__ == "__main__":
-    print(reference_rst(), end="")
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        update_readme(sys.argv[2])
+    else:
+        print(reference_rst(), end="")

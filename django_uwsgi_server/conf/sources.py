@@ -102,7 +102,7 @@ def _unknown(name: str, source: str) -> ConfigError:
 
 def _check_status(opt: Option, source: str) -> None:
     if opt.status == PLANNED:
-        issue = f", {PLANNED_IN[opt.group]}" if opt.group in PLANNED_IN else ""
+        issue = f", {PLANNED_IN[opt.name]}" if opt.name in PLANNED_IN else ""
         raise ConfigError(
             f"option {opt.name!r} ({source}) is not implemented yet by runuwsgi (planned{issue})"
         )

@@ -48,8 +48,9 @@ def _vars(env: dict[str, Any]) -> tuple[int, int]:
 
 class RequestLog:
     def __init__(self, *, worker_id: int, scoreboard: Any, enabled: bool, log_format: str | None,
-                 x_forwarded_for: bool) -> None:
+                 x_forwarded_for: bool, slot: int = 0) -> None:
         self.worker_id = worker_id
+        self.slot = slot or worker_id
         self.pid = os.getpid()
         self.scoreboard = scoreboard
         self.enabled = enabled
@@ -83,7 +84,7 @@ class RequestLog:
         if failed:
             self._exception.flag = False
         tx = ex.sent + ex.head_bytes
-        count = self.scoreboard.finished(self.worker_id, tx, failed) if self.scoreboard else 0
+        count = self.scoreboard.finished(self.slot, tx, failed) if self.scoreboard else 0
         if not self.enabled:
             return
         end = time.time()

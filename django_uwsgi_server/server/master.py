@@ -1,15 +1,20 @@
-"""The master: forks the workers, respawns the dead, stops everything cleanly.
+"""The master: forks the workers, replaces them (reloads, recycling, harakiri), stops them.
 
-Signal handlers only record the signal; one loop (woken by the signal's wakeup fd or once a
-second) handles them and then does the housekeeping in small steps: reap, enforce the stop
-deadline, spawn up to the target count (gunicorn's arbiter has the same shape).
+Signal handlers and triggers only record what was asked; one loop (woken by a signal, a
+worker's report, a FIFO byte, or every half second) handles it, then does the housekeeping
+in small steps: reap, reload progress, deadlines, spawn up to the target count.
 
-Signals (the better defaults of uWSGI 2.1 and gunicorn):
-  SIGTERM   graceful stop: workers finish in-flight requests, then exit (uWSGI: brutal reload)
-  SIGINT    graceful stop, as Ctrl-C; a second one stops at once
-  SIGQUIT   quick stop
-  SIGHUP    restart the workers gracefully (new workers first, then the old ones drain)
-  SIGTTIN / SIGTTOU   one worker more / fewer
+Workers report to the master on a pipe: "accepting" once they serve, and "leaving" when they
+decided to recycle themselves, so a replacement is forked at once.
+
+Reloads never leave the sockets unserved: the new workers start while the old ones still
+serve, and an old worker is told to stop only when its replacement accepts. Without
+``lazy-apps`` the master first re-executes itself (same pid, same sockets, the old workers
+still its children) so that the new workers fork from freshly imported code.
+
+Signals: SIGTERM graceful stop (``die-on-term = false``: uWSGI 2.0's brutal reload), SIGINT
+graceful stop and a second one quick, SIGQUIT quick stop, SIGHUP graceful reload,
+SIGTTIN/SIGTTOU one worker more/fewer, SIGUSR1 a summary, SIGUSR2 what every worker is doing.
 """
 
 from __future__ import annotations
@@ -17,74 +22,142 @@ from __future__ import annotations
 import os
 import select
 import signal
+import struct
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+from . import reload as reexec
 from .logging import write_line
 from .stats import MAX_WORKERS, Scoreboard
 
-EXIT_APP_FAILED = 22  # uWSGI's code for "failed to load app", kept for familiarity
+EXIT_APP_FAILED = 22  # uWSGI's code for "failed to load app"
+EXIT_RECYCLED = 17  # the worker retired itself (max-requests, reload-on-rss, harakiri)
 _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD,
-            signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1)
+            signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2)
+_REPORT = struct.Struct("<i")  # +pid: accepting; -pid: leaving soon
+SERVING, OLD, RETIRING = "serving", "old", "retiring"
+
+
+class Proc:
+    """One worker process as the master sees it."""
+
+    __slots__ = ("pid", "wid", "slot", "state", "ready", "since", "retired_at", "hk_busy",
+                 "hk_at")
+
+    def __init__(self, pid: int, wid: int, slot: int, state: str = SERVING,
+                 ready: bool = False) -> None:
+        self.pid, self.wid, self.slot, self.state, self.ready = pid, wid, slot, state, ready
+        self.since = time.monotonic()
+        self.retired_at = 0.0
+        self.hk_busy = 0.0  # the busy_since harakiri already fired for
+        self.hk_at = 0.0
 
 
 class Master:
-    def __init__(self, *, processes: int, make_worker: Callable[[int], Any],
-                 stop_mercy: float = 60.0) -> None:
-        self.target = processes
-        self.make_worker = make_worker  # called in the forked child; returns an object with run()
-        self.stop_mercy = stop_mercy
+    def __init__(self, cfg: Any, *, make_worker: Callable[[int, int, int], Any],
+                 listeners: list[Any], on_ready: Callable[[], None] | None = None,
+                 on_exit: Callable[[], None] | None = None, triggers: Any = None,
+                 app_failed: bool = False) -> None:
+        self.cfg = cfg
+        self.target = cfg.processes
+        # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
+        # run() -> exit code, or None when the application could not be loaded.
+        self.make_worker = make_worker
+        self.listeners = listeners
+        self.on_ready = on_ready
+        self.on_exit = on_exit
+        self.triggers = triggers
+        self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
+        self.harakiri = cfg.harakiri or 0
         self.pid = os.getpid()
-        self.scoreboard = Scoreboard(max(MAX_WORKERS, 2 * processes))
-        self.workers: dict[int, int] = {}  # pid -> worker id
-        self.retiring: dict[int, int] = {}  # pids of workers told to stop (reload)
-        self.retired_at: dict[int, float] = {}
+        self.procs: dict[int, Proc] = {}
         self.pending: list[int] = []
         self.stopping_since: float | None = None
         self.exit_code = 0
+        self.reload: dict[str, Any] | None = None  # the reload in progress
+        self.queued: list[bool] = []  # reloads asked for meanwhile (chain?)
+        self.no_app = app_failed  # a re-exec whose new code failed to import
         self._respawns: list[float] = []
         self._hold_spawn_until = 0.0
+        self._last_rss_check = 0.0
+        state = reexec.inherited()
+        slots = max(MAX_WORKERS, 2 * self.target + 8)
+        if state is not None:
+            self.scoreboard = Scoreboard(state["slots"], fd=state["scoreboard_fd"])
+            for pid, wid, slot, _state in state["procs"]:
+                self.procs[pid] = Proc(pid, wid, slot, OLD, ready=True)
+            self._inherited_chain = bool(state.get("chain"))
+        else:
+            self.scoreboard = Scoreboard(slots)
+            self._inherited_chain = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> int:
         wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
+        self._report_r, self._report_w = os.pipe()
+        for fd in (wake_r, wake_w, self._report_r):
+            os.set_blocking(fd, False)
         self._wake = (wake_r, wake_w)
         for sig in _HANDLED:
             signal.signal(sig, self._record)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.set_wakeup_fd(wake_w)
+        # A re-exec'd image starts with these blocked (see _reexec): deliver them now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+        reexec.forget()
         try:
-            self._spawn_missing()
-            while True:
-                try:
-                    select.select([wake_r], [], [], 1.0)
-                except InterruptedError:
-                    pass
-                self._drain(wake_r)
-                for sig in self._take_signals():
-                    self._handle(sig)
-                self._reap()
-                if self.stopping_since is not None:
-                    if not self.workers and not self.retiring:
-                        break
-                    if time.monotonic() - self.stopping_since > self.stop_mercy:
-                        self._kill_all(signal.SIGKILL, "taking too much time to die... NO MERCY")
-                else:
-                    self._spawn_missing()
-                    self._kill_stuck_retirees()
+            if self._inherited_chain is not None:
+                self._continue_reload(self._inherited_chain)
+            else:
+                self._spawn_missing()
+            if self.on_ready is not None:
+                self.on_ready()
+            self._loop(wake_r)
         finally:
             signal.set_wakeup_fd(-1)
             for sig in _HANDLED:
                 signal.signal(sig, signal.SIG_DFL)
-            os.close(wake_r)
-            os.close(wake_w)
+            for fd in (wake_r, wake_w, self._report_r, self._report_w):
+                os.close(fd)
+        if self.triggers is not None:
+            self.triggers.close()
+        if self.on_exit is not None:
+            self.on_exit()
         write_line("goodbye to django-uwsgi-server.")
         return self.exit_code
+
+    def _loop(self, wake_r: int) -> None:
+        tick = 0.5 if self.harakiri else 1.0
+        while True:
+            fds = [wake_r, self._report_r]
+            if self.triggers is not None:
+                fds += self.triggers.fds()
+            try:
+                select.select(fds, [], [], tick)
+            except InterruptedError:
+                pass
+            self._drain(wake_r)
+            self._read_reports()
+            for sig in self._take_signals():
+                self._handle(sig)
+            if self.triggers is not None and self.stopping_since is None:
+                for command in self.triggers.check():
+                    self.command(command)
+            self._reap()
+            now = time.monotonic()
+            if self.stopping_since is not None:
+                if not self.procs:
+                    return
+                if now - self.stopping_since > self.stop_mercy:
+                    self._kill_all(signal.SIGKILL, "is taking too much time to die... NO MERCY")
+                    self.stopping_since = now  # once per mercy period
+                continue
+            self._check_reload()
+            self._spawn_missing()
+            self._check_deadlines(now)
 
     def _record(self, signum: int, frame: Any) -> None:
         self.pending.append(signum)
@@ -101,82 +174,199 @@ class Master:
         except BlockingIOError:
             pass
 
+    # -- commands ------------------------------------------------------------------------
     def _handle(self, sig: int) -> None:
-        if sig in (signal.SIGTERM, signal.SIGINT):
+        if sig == signal.SIGCHLD:
+            return  # reaped on every turn
+        if sig == signal.SIGTERM:
+            if not self.cfg.die_on_term and self.stopping_since is None:
+                write_line("SIGTERM received: brutal reload (die-on-term is false, as uWSGI 2.0)")
+                self.command("R")
+                return
             if self.stopping_since is None:
-                name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
-                write_line(f"{name} received: stopping gracefully (in-flight requests finish; "
-                           f"send SIGQUIT or press CONTROL-C again to stop at once)")
+                write_line("SIGTERM received: stopping gracefully (in-flight requests finish; "
+                           "send SIGQUIT to stop at once)")
+            self.stop(graceful=True)
+        elif sig == signal.SIGINT:
+            if self.stopping_since is None:
+                write_line("SIGINT received: stopping gracefully (press CONTROL-C again or send "
+                           "SIGQUIT to stop at once)")
                 self.stop(graceful=True)
-            elif sig == signal.SIGINT:
+            else:
                 self.stop(graceful=False)
         elif sig == signal.SIGQUIT:
             write_line("SIGQUIT received: stopping at once")
             self.stop(graceful=False)
-        elif sig == signal.SIGHUP and self.stopping_since is None:
-            self.restart_workers()
-        elif sig == signal.SIGTTIN and self.stopping_since is None:
-            if self.target >= self.scoreboard.slots:
-                write_line(f"SIGTTIN: already at the most workers ({self.target})")
+        elif sig == signal.SIGHUP:
+            self.command("c" if self.cfg.chain_reload else "r")
+        elif sig == signal.SIGTTIN:
+            self.command("+")
+        elif sig == signal.SIGTTOU:
+            self.command("-")
+        elif sig == signal.SIGUSR1:
+            self.command("s")
+        elif sig == signal.SIGUSR2:
+            self.log_busy()
+
+    def command(self, letter: str) -> None:
+        """One of uWSGI's master FIFO letters (signals map onto them too)."""
+        if self.stopping_since is not None:
+            return
+        if letter in "rc":
+            self.start_reload(chain=letter == "c", reexec_master=not self.cfg.lazy_apps)
+        elif letter == "w":
+            self.start_reload(chain=False, reexec_master=False)
+        elif letter in "RW":
+            write_line("brutal reload: workers stop at once")
+            self._kill_all(signal.SIGQUIT, "")
+            for proc in self.procs.values():
+                proc.state = RETIRING
+            self.reload = None
+            self.start_reload(chain=False, reexec_master=letter == "R" and not self.cfg.lazy_apps)
+        elif letter == "q":
+            write_line("graceful stop requested")
+            self.stop(graceful=True)
+        elif letter == "Q":
+            write_line("quick stop requested")
+            self.stop(graceful=False)
+        elif letter == "s":
+            self.log_summary()
+        elif letter == "+":
+            if self.target >= self.scoreboard.slots // 2 - 4:
+                write_line(f"already at the most workers ({self.target})")
                 return
             self.target += 1
-            write_line(f"SIGTTIN: one more worker ({self.target})")
-        elif sig == signal.SIGTTOU and self.stopping_since is None and self.target > 1:
+            write_line(f"one more worker ({self.target})")
+        elif letter == "-":
+            if self.target <= 1:
+                return
             self.target -= 1
-            write_line(f"SIGTTOU: one worker fewer ({self.target})")
-            for pid, wid in list(self.workers.items()):
-                if wid > self.target:
-                    self._retire(pid)
-        elif sig == signal.SIGUSR1:
-            self.log_summary()
+            write_line(f"one worker fewer ({self.target})")
+            for proc in list(self.procs.values()):
+                if proc.wid > self.target and proc.state != RETIRING:
+                    self._retire(proc)
+        else:
+            write_line(f"master command {letter!r} is not supported by runuwsgi; ignored")
 
     def stop(self, graceful: bool) -> None:
         if self.stopping_since is None:
             self.stopping_since = time.monotonic()
         self._kill_all(signal.SIGTERM if graceful else signal.SIGQUIT, "")
 
-    def restart_workers(self) -> None:
-        """Graceful worker restart: the new workers start accepting while the old ones drain."""
-        write_line("SIGHUP received: restarting the workers gracefully")
-        for pid in list(self.workers):
-            self._retire(pid)
+    # -- reloads -------------------------------------------------------------------------
+    def start_reload(self, chain: bool, reexec_master: bool) -> None:
+        if self.reload is not None:
+            write_line("a reload is already running: this one is queued")
+            self.queued.append(chain)
+            return
+        kind = "chain reload" if chain else "graceful reload"
+        if reexec_master:
+            write_line(f"{kind}: re-executing the master to import the new code "
+                       f"(the workers keep serving meanwhile)")
+            self._reexec(chain)  # does not return
+        write_line(f"{kind} of {self.target} workers starting")
+        for proc in self.procs.values():
+            if proc.state == SERVING:
+                proc.state = OLD
+        self._continue_reload(chain)
+
+    def _continue_reload(self, chain: bool) -> None:
+        """Workers of the previous generation are OLD; spawn the new ones."""
+        if self.no_app:
+            write_line("reload failed: the new code does not load (see the traceback above); "
+                       "the old workers keep serving — fix it and reload again")
+            for proc in self.procs.values():
+                if proc.state == OLD:
+                    proc.state = SERVING
+            return
+        self.reload = {"chain": chain, "start": time.monotonic(),
+                       "queue": list(range(1, self.target + 1))}
+        if chain:
+            write_line("chain reload starting...")
         self._spawn_missing()
 
-    def log_summary(self) -> None:
-        lines = [f"master pid {self.pid}: {len(self.workers)} workers, "
-                 f"{self.scoreboard.total_requests()} requests served"]
-        for pid, wid in sorted(self.workers.items(), key=lambda item: item[1]):
-            info = self.scoreboard.read(wid)
-            lines.append(f"  worker {wid} (pid: {pid}) requests={int(info['requests'])} "
-                         f"exceptions={int(info['exceptions'])} respawns="
-                         f"{int(info['respawn_count']) - 1}")
-        write_line("\n".join(lines))
+    def _check_reload(self) -> None:
+        rel = self.reload
+        if rel is None:
+            return
+        if rel["chain"]:
+            queue = rel["queue"]
+            while queue and any(p.wid == queue[0] and p.state == SERVING and p.ready
+                                for p in self.procs.values()):
+                queue.pop(0)
+                if queue:
+                    write_line(f"chain next victim is worker {queue[0]}")
+        if any(p.state == OLD for p in self.procs.values()) or \
+                any(p.state == SERVING and not p.ready for p in self.procs.values()) or \
+                (rel["chain"] and rel["queue"]):
+            return
+        write_line(f"{'chain reloading' if rel['chain'] else 'reload'} complete: "
+                   f"{self.target} workers in {time.monotonic() - rel['start']:.2f} s")
+        self.reload = None
+        if self.queued:
+            chain = self.queued.pop(0)
+            self.start_reload(chain, reexec_master=not self.cfg.lazy_apps)
+
+    def _reexec(self, chain: bool) -> None:
+        procs = [[p.pid, p.wid, p.slot, p.state] for p in self.procs.values()
+                 if p.state != RETIRING]
+        for proc in self.procs.values():
+            if proc.state == RETIRING:
+                procs.append([proc.pid, proc.wid, proc.slot, RETIRING])
+        listeners = []
+        for listener in self.listeners:
+            fd = listener.sock.fileno()
+            os.set_inheritable(fd, True)
+            listeners.append([fd, listener.protocol, listener.option, str(listener.address)])
+        state = {"procs": procs, "scoreboard_fd": self.scoreboard.fd,
+                 "slots": self.scoreboard.slots, "listeners": listeners, "chain": chain,
+                 "triggers": True}
+        os.set_inheritable(self.scoreboard.fd, True)
+        # Signals arriving while the new image starts wait in the (inherited) mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            reexec.execute(state)
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+            write_line(f"re-exec failed ({exc}); reloading the workers only")
+            for proc in self.procs.values():
+                if proc.state == SERVING:
+                    proc.state = OLD
+            self._continue_reload(chain)
 
     # -- workers -------------------------------------------------------------------------
-    def _retire(self, pid: int) -> None:
-        wid = self.workers.pop(pid, None)
-        if wid is None:
+    def _read_reports(self) -> None:
+        try:
+            data = os.read(self._report_r, 4096)
+        except BlockingIOError:
             return
-        self.retiring[pid] = wid
-        self.retired_at[pid] = time.monotonic()
-        self._signal(pid, signal.SIGTERM)
+        for (value,) in _REPORT.iter_unpack(data[: len(data) // 4 * 4]):
+            proc = self.procs.get(abs(value))
+            if proc is None:
+                continue
+            if value > 0:
+                proc.ready = True
+                self.scoreboard.set_field(proc.slot, "accepting", 1)
+                # Its predecessor may stop now: the socket never lacks a server.
+                for other in list(self.procs.values()):
+                    if other.state == OLD and other.wid == proc.wid:
+                        self._retire(other)
+            elif proc.state == SERVING:
+                proc.state = RETIRING  # leaving by itself: fork its replacement now
+                proc.retired_at = time.monotonic()
 
-    def _kill_stuck_retirees(self) -> None:
-        """A worker told to stop (restart, fewer workers) gets stop_mercy to finish."""
-        now = time.monotonic()
-        for pid, since in list(self.retired_at.items()):
-            if now - since > self.stop_mercy and pid in self.retiring:
-                write_line(f"worker {self.retiring[pid]} (pid: {pid}) is taking too much time "
-                           f"to die... NO MERCY")
-                self._signal(pid, signal.SIGKILL)
-                self.retired_at[pid] = now  # once per mercy period at most
+    def _retire(self, proc: Proc) -> None:
+        proc.state = RETIRING
+        proc.retired_at = time.monotonic()
+        self._signal(proc.pid, signal.SIGTERM)
 
     def _kill_all(self, sig: int, why: str) -> None:
-        for pid in list(self.workers) + list(self.retiring):
+        for proc in list(self.procs.values()):
             if why:
-                write_line(f"worker {self.workers.get(pid) or self.retiring.get(pid)} "
-                           f"(pid: {pid}) is {why}")
-            self._signal(pid, sig)
+                write_line(f"worker {proc.wid} (pid: {proc.pid}) {why}")
+            self._signal(proc.pid, sig)
 
     @staticmethod
     def _signal(pid: int, sig: int) -> None:
@@ -186,14 +376,18 @@ class Master:
             pass
 
     def _spawn_missing(self) -> None:
-        if time.monotonic() < self._hold_spawn_until:
+        if self.no_app or time.monotonic() < self._hold_spawn_until:
             return
-        running = set(self.workers.values())
-        for wid in range(1, self.target + 1):
-            if wid not in running and time.monotonic() >= self._hold_spawn_until:
+        serving = {p.wid for p in self.procs.values() if p.state == SERVING}
+        wids = range(1, self.target + 1)
+        if self.reload is not None and self.reload["chain"]:
+            wids = self.reload["queue"][:1]  # one at a time
+        for wid in wids:
+            if wid not in serving and time.monotonic() >= self._hold_spawn_until:
                 self._spawn(wid)
 
     def _spawn(self, wid: int) -> None:
+        slot = self.scoreboard.free_slot({p.slot for p in self.procs.values()})
         sys.stdout.flush()
         sys.stderr.flush()
         # A signal landing between fork() and the worker's own handlers would run the
@@ -202,17 +396,17 @@ class Master:
         try:
             pid = os.fork()
             if pid == 0:
-                self._child(wid)
+                self._child(wid, slot)
         except OSError as exc:  # EAGAIN / ENOMEM: try again later rather than die
             write_line(f"fork() of worker {wid} failed: {exc.strerror}; retrying in 1 second")
             self._hold_spawn_until = time.monotonic() + 1.0
             return
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
-        self.workers[pid] = wid
-        self.scoreboard.spawned(wid, pid)
+        self.procs[pid] = Proc(pid, wid, slot)
+        self.scoreboard.spawned(slot, wid, pid)
 
-    def _child(self, wid: int) -> None:
+    def _child(self, wid: int, slot: int) -> None:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
@@ -220,12 +414,11 @@ class Master:
                 signal.signal(sig, signal.SIG_DFL)
             os.close(self._wake[0])
             os.close(self._wake[1])
+            os.close(self._report_r)
+            _die_with_parent(self.pid)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
-            worker = self.make_worker(wid)
-            if worker is None:
-                code = EXIT_APP_FAILED
-            else:
-                code = worker.run()
+            worker = self.make_worker(wid, slot, self._report_w)
+            code = EXIT_APP_FAILED if worker is None else worker.run()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -248,25 +441,134 @@ class Master:
             self._buried(pid, status)
 
     def _buried(self, pid: int, status: int) -> None:
-        self.retired_at.pop(pid, None)
-        if pid in self.retiring:
-            self.retiring.pop(pid)
+        proc = self.procs.pop(pid, None)
+        if proc is None or self.stopping_since is not None:
             return
-        wid = self.workers.pop(pid, None)
-        if wid is None or self.stopping_since is not None:
-            return
+        self.scoreboard.set_field(proc.slot, "accepting", 0)
         code = os.waitstatus_to_exitcode(status)
+        if proc.state in (RETIRING, OLD):
+            if proc.state == RETIRING and code in (0, EXIT_RECYCLED):
+                return
+            if proc.state == OLD:
+                return  # its replacement is already coming up
         if code == EXIT_APP_FAILED:
-            write_line(f"worker {wid} (pid: {pid}) could not load the application; "
-                       f"stopping (need-app)")
-            self.exit_code = 1
-            self.stop(graceful=False)
+            self._app_failed(proc)
             return
+        if code == EXIT_RECYCLED:
+            return  # it said why in its own log line; the replacement spawns below
         how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        write_line(f"DAMN ! worker {wid} (pid: {pid}) died, {how} :( trying respawn ...")
+        write_line(f"DAMN ! worker {proc.wid} (pid: {pid}) died, {how} :( trying respawn ...")
         now = time.monotonic()
         self._respawns = [t for t in self._respawns if now - t < 1.0] + [now]
         if len(self._respawns) > max(self.target, 2):
             write_line("workers are dying too fast !!! waiting 1 second before respawning "
                        "(is the application crashing every worker?)")
             self._hold_spawn_until = now + 1.0
+
+    def _app_failed(self, proc: Proc) -> None:
+        if self.reload is not None:
+            write_line(f"reload failed: worker {proc.wid} could not load the application; "
+                       f"the old workers keep serving")
+            for other in list(self.procs.values()):
+                if other.state == SERVING and not other.ready:
+                    self._retire(other)
+                elif other.state == OLD:
+                    other.state = SERVING
+            self.reload = None
+            self._hold_spawn_until = time.monotonic() + 1.0
+            return
+        write_line(f"worker {proc.wid} (pid: {proc.pid}) could not load the application; "
+                   f"stopping (need-app)")
+        self.exit_code = 1
+        self.stop(graceful=False)
+
+    # -- deadlines -----------------------------------------------------------------------
+    def _check_deadlines(self, now: float) -> None:
+        cfg = self.cfg
+        wall = time.time()
+        for proc in list(self.procs.values()):
+            if proc.state == RETIRING and proc.retired_at and \
+                    now - proc.retired_at > self.stop_mercy:
+                write_line(f"worker {proc.wid} (pid: {proc.pid}) is taking too much time to "
+                           f"die... NO MERCY !!!")
+                self._signal(proc.pid, signal.SIGKILL)
+                proc.retired_at = now
+            if self.harakiri:
+                self._check_harakiri(proc, wall, now)
+            if cfg.max_worker_lifetime and proc.state == SERVING and proc.ready:
+                limit = cfg.max_worker_lifetime + (proc.wid - 1) * cfg.max_worker_lifetime_delta
+                if now - proc.since > limit:
+                    write_line(f"worker {proc.wid} lifetime reached, it was running for "
+                               f"{int(now - proc.since)} second(s)")
+                    proc.state = OLD  # replaced first, then told to stop
+        if cfg.evil_reload_on_rss and now - self._last_rss_check >= 3.0:
+            self._last_rss_check = now
+            self._check_evil_rss()
+
+    def _check_harakiri(self, proc: Proc, wall: float, now: float) -> None:
+        busy = self.scoreboard.read(proc.slot)["busy_since"]
+        if not busy or wall - busy < self.harakiri:
+            return
+        if proc.hk_busy != busy:
+            proc.hk_busy = busy
+            proc.hk_at = now
+            info = self.scoreboard.read(proc.slot)
+            self.scoreboard.set_field(proc.slot, "harakiri_count", info["harakiri_count"] + 1)
+            write_line(f"*** HARAKIRI ON WORKER {proc.wid} (pid: {proc.pid}, try: 1, "
+                       f"graceful: yes) *** its request has run {wall - busy:.1f} s "
+                       f"(harakiri = {self.harakiri})")
+            self._signal(proc.pid, signal.SIGUSR2)
+        elif now - proc.hk_at > (self.cfg.harakiri_graceful_timeout or 0):
+            write_line(f"HARAKIRI: worker {proc.wid} (pid: {proc.pid}) did not end within "
+                       f"harakiri-graceful-timeout; SIGKILL")
+            self._signal(proc.pid, signal.SIGKILL)
+            proc.hk_at = now + 3600  # once
+
+    def _check_evil_rss(self) -> None:
+        import psutil
+
+        limit = self.cfg.evil_reload_on_rss * 1024 * 1024
+        for proc in list(self.procs.values()):
+            try:
+                rss = psutil.Process(proc.pid).memory_info().rss
+            except psutil.Error:
+                continue
+            if rss >= limit:
+                write_line(f"worker {proc.wid} (pid: {proc.pid}) uses {rss >> 20} MB, over "
+                           f"evil-reload-on-rss ({self.cfg.evil_reload_on_rss} MB): SIGKILL")
+                self._signal(proc.pid, signal.SIGKILL)
+
+    # -- reports -------------------------------------------------------------------------
+    def log_summary(self) -> None:
+        lines = [f"master pid {self.pid}: {len(self.procs)} workers, "
+                 f"{self.scoreboard.total_requests()} requests served"]
+        for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
+            info = self.scoreboard.read(proc.slot)
+            lines.append(f"  worker {proc.wid} (pid: {proc.pid}, {proc.state}) "
+                         f"requests={int(info['delta_requests'])} "
+                         f"exceptions={int(info['exceptions'])} "
+                         f"harakiri={int(info['harakiri_count'])} "
+                         f"respawns={int(info['respawn_count']) - 1}")
+        write_line("\n".join(lines))
+
+    def log_busy(self) -> None:
+        wall = time.time()
+        for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
+            busy = self.scoreboard.read(proc.slot)["busy_since"]
+            what = f"busy for {wall - busy:.1f} s" if busy else "idle"
+            write_line(f"worker {proc.wid} (pid: {proc.pid}, {proc.state}): {what}")
+
+
+def _die_with_parent(master_pid: int) -> None:
+    """Linux: the kernel sends SIGTERM (a graceful stop) to the worker if the master dies,
+    at once rather than at the worker's next twice-a-second check."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != master_pid:  # the master died before the line above
+        os._exit(0)

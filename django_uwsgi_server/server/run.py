@@ -6,15 +6,19 @@ runserver has the same split).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import stat
 import sys
 import traceback
 from typing import Any, TextIO
 
 from .. import __version__
+from . import pidfile, privileges
 from .logging import RequestLog, redirect_output, write_line
 from .master import Master
+from .reload import is_reexec
 from .sockets import HTTP, UWSGI, BindError, Listener, bind, parse_address, somaxconn
 
 # option -> protocol, in the order the banner lists them
@@ -33,18 +37,73 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
         out.write(f"listen {backlog} is above net.core.somaxconn ({limit}); using {limit} "
                   f"(raise the sysctl to queue more)\n")
         backlog = limit
+    try:
+        owner = privileges.parse_owner(cfg.chown_socket)
+    except privileges.PrivilegeError as exc:
+        raise ServerError(str(exc)) from None
     listeners: list[Listener] = []
     try:
         for attr, protocol in SOCKET_OPTIONS:
             for text in getattr(cfg, attr) or ():
                 option = attr.replace("_", "-")
                 listeners.append(bind(parse_address(text), protocol, option, backlog,
-                                      cfg.chmod_socket))
+                                      cfg.chmod_socket, owner))
     except BindError as exc:
         for listener in listeners:
             listener.sock.close()
         raise ServerError(str(exc.strerror if isinstance(exc.strerror, str) else exc)) from None
     return listeners
+
+
+def write_pidfiles(path: str | None, path2: str | None,
+                   identity: privileges.Identity | None) -> None:
+    """``pidfile`` (after binding, before forking) and ``pidfile2`` (owned by uid/gid).
+
+    Not called in a master image started by a reload re-exec: the pid is the same.
+    """
+    pid = os.getpid()
+    try:
+        if path:
+            pidfile.write(path, pid)
+        if path2:
+            owner = None
+            if identity is not None:
+                owner = (-1 if identity.uid is None else identity.uid,
+                         -1 if identity.gid is None else identity.gid)
+            pidfile.write(path2, pid, owner)
+    except pidfile.PidfileError as exc:
+        if path:
+            pidfile.remove(path, pid)
+        raise ServerError(str(exc)) from None
+
+
+def unix_socket_files(listeners: list[Listener]) -> list[tuple[str, int, int]]:
+    """The unix socket files we serve, with their inode, for vacuum at exit (recorded from
+    the path, so sockets inherited across a reload re-exec are covered too)."""
+    files = []
+    for listener in listeners:
+        path = listener.address.path
+        if listener.address.family != socket.AF_UNIX or not path or path.startswith("@"):
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISSOCK(st.st_mode):
+            files.append((os.path.abspath(path), st.st_dev, st.st_ino))
+    return files
+
+
+def cleanup(pid: int, pidfiles: list[str], sockets: list[tuple[str, int, int]]) -> None:
+    """At the master's final exit: our pidfiles (if they still hold our pid) and, with
+    vacuum, the unix socket files (if they are still the ones we created)."""
+    for path in pidfiles:
+        pidfile.remove(path, pid)
+    for path, dev, ino in sockets:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                os.unlink(path)
 
 
 def banner(cfg: Any, listeners: list[Listener], app_name: str, out: TextIO) -> None:
@@ -75,17 +134,36 @@ def banner(cfg: Any, listeners: list[Listener], app_name: str, out: TextIO) -> N
     out.flush()
 
 
-def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener]) -> int:
-    """Fork the workers and run the master loop until stopped; returns the exit code."""
+def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
+          on_ready: Any = None, on_exit: Any = None, app_failed: bool = False,
+          identity: privileges.Identity | None = None, daemon: Any = None) -> int:
+    """Fork the workers and run the master loop until stopped; returns the exit code.
+
+    ``identity``: what each worker drops to (uid/gid) right after the fork, before it loads
+    or serves anything; the master keeps its own. ``daemon``: the pipe to the daemonize
+    launcher, which only the master may hold (its on_ready tells the launcher).
+
+    ``app`` is None with lazy-apps (each worker loads it) and after a reload whose new code
+    failed to import (``app_failed``: the old workers keep serving).
+    """
+    from .triggers import Triggers
     from .worker import Worker
     from .wsgi import Handler
 
-    if cfg.logto:
+    if cfg.logto and not is_reexec():
         redirect_output(cfg.logto)
     _close_shared_resources()
     master: Master | None = None
 
-    def make_worker(wid: int) -> Worker | None:
+    def make_worker(wid: int, slot: int, report_fd: int) -> Worker | None:
+        if daemon is not None:
+            daemon.close()
+        if identity is not None:
+            try:
+                privileges.drop(identity)
+            except privileges.PrivilegeError as exc:
+                write_line(f"worker {wid}: {exc}")
+                return None
         the_app = app
         if the_app is None:
             try:
@@ -94,21 +172,26 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener]) -> int:
                 write_line(f"worker {wid}: could not load the application:\n"
                            + traceback.format_exc().rstrip())
                 return None
-        log = RequestLog(worker_id=wid, scoreboard=master.scoreboard if master else None,
+        assert master is not None
+        log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,
                          enabled=not cfg.disable_logging, log_format=cfg.log_format,
                          x_forwarded_for=cfg.log_x_forwarded_for)
         handler = Handler(the_app, multithread=cfg.threads > 1, multiprocess=cfg.processes > 1,
                           keepalive=cfg.http_keepalive > 0, buffer_size=cfg.buffer_size,
                           limit_post=cfg.limit_post, add_headers=cfg.add_header or [],
                           log=log, stopping=lambda: False)
-        worker = Worker(worker_id=wid, listeners=listeners, handler=handler,
-                        threads=cfg.threads, socket_timeout=cfg.socket_timeout,
-                        keepalive_timeout=cfg.http_keepalive, buffer_size=cfg.buffer_size,
-                        master_pid=master.pid if master else os.getppid())
+        worker = Worker(worker_id=wid, listeners=listeners, handler=handler, cfg=cfg,
+                        master_pid=master.pid, slot=slot, scoreboard=master.scoreboard,
+                        report_fd=report_fd)
         handler.stopping = worker.stopping
         return worker
 
-    master = Master(processes=cfg.processes, make_worker=make_worker)
+    triggers = None
+    if cfg.touch_reload or cfg.touch_chain_reload or cfg.master_fifo:
+        triggers = Triggers(touch_reload=cfg.touch_reload, touch_chain_reload=cfg.touch_chain_reload,
+                            master_fifos=cfg.master_fifo, log=write_line)
+    master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
+                    on_exit=on_exit, triggers=triggers, app_failed=app_failed)
     return master.run()
 
 

@@ -102,8 +102,11 @@ def somaxconn() -> int:
 
 
 def bind(address: Address, protocol: str, option: str, backlog: int,
-         chmod: int | None = None) -> Listener:
-    """Bind and listen, turning the usual failures into one clear line."""
+         chmod: int | None = None, chown: tuple[int, int] | None = None) -> Listener:
+    """Bind and listen, turning the usual failures into one clear line.
+
+    ``chmod``/``chown`` (uid, gid; -1 keeps one) apply to unix socket files only.
+    """
     if address.family == socket.AF_UNIX:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         path = address.path
@@ -126,8 +129,17 @@ def bind(address: Address, protocol: str, option: str, backlog: int,
     except OSError as exc:
         sock.close()
         raise BindError(exc.errno, f"{option} {address}: {_explain(exc)}") from None
-    if chmod is not None and address.family == socket.AF_UNIX and not address.path.startswith("@"):
-        os.chmod(address.path, chmod)
+    if address.family == socket.AF_UNIX and not address.path.startswith("@"):
+        step = "chmod-socket"
+        try:
+            if chmod is not None:
+                os.chmod(address.path, chmod)
+            step = "chown-socket"
+            if chown is not None:
+                os.chown(address.path, *chown)
+        except OSError as exc:
+            sock.close()
+            raise BindError(exc.errno, f"{option} {address}: {step}: {exc.strerror}") from None
     sock.setblocking(False)
     os.set_inheritable(sock.fileno(), True)
     return Listener(sock, address, protocol, option)

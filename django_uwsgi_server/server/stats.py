@@ -1,58 +1,90 @@
 """The scoreboard: per-worker counters in memory shared by the master and every worker.
 
-An anonymous ``MAP_SHARED`` mapping made by the master before it forks. Each worker writes
-only its own slot, so there are no lost updates between processes; a lock serialises the
-threads of one worker. It feeds the request log's instance-wide request count now, and the
-stats server later (uWSGI keeps the same numbers in its shared memory).
+One slot per worker *process* (a reload briefly runs two workers with the same id, and
+harakiri must know which of them is stuck). Each process writes only its own slot, so there
+are no lost updates between processes; a lock serialises the threads of one worker. The
+mapping lives in a memfd that survives the master's re-exec on reload, so the counters (and
+the old workers' slots) carry over. It feeds the request log, harakiri, recycling, and the
+stats server (uWSGI keeps the same numbers in its shared memory).
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import threading
 import time
 
-# requests, exceptions, tx bytes, pid, last_spawn, respawn_count, busy_since
-_SLOT = struct.Struct("<QQQQdQd")
+FIELDS = ("requests", "delta_requests", "exceptions", "tx", "pid", "wid", "last_spawn",
+          "respawn_count", "busy_since", "harakiri_count", "accepting")
+_SLOT = struct.Struct("<QQQQQQdQdQQ")
+_BUSY = FIELDS.index("busy_since")
 MAX_WORKERS = 256
 
 
 class Scoreboard:
-    def __init__(self, slots: int = MAX_WORKERS) -> None:
+    def __init__(self, slots: int = MAX_WORKERS, fd: int | None = None) -> None:
         self.slots = slots
-        self._mm = mmap.mmap(-1, _SLOT.size * (slots + 1))
+        size = _SLOT.size * (slots + 1)
+        if fd is None:
+            # Not CLOEXEC: the re-exec'd master maps the same memory.
+            fd = os.memfd_create("django-uwsgi-server-scoreboard", 0)
+            os.ftruncate(fd, size)
+        self.fd = fd
+        self._mm = mmap.mmap(fd, size)
         self._lock = threading.Lock()
 
-    def _offset(self, worker_id: int) -> int:
-        if not 1 <= worker_id <= self.slots:
-            raise IndexError(f"worker id {worker_id} out of range 1..{self.slots}")
-        return _SLOT.size * worker_id
+    def _offset(self, slot: int) -> int:
+        if not 1 <= slot <= self.slots:
+            raise IndexError(f"scoreboard slot {slot} out of range 1..{self.slots}")
+        return _SLOT.size * slot
 
-    def read(self, worker_id: int) -> dict[str, float]:
-        fields = _SLOT.unpack_from(self._mm, self._offset(worker_id))
-        keys = ("requests", "exceptions", "tx", "pid", "last_spawn", "respawn_count",
-                "busy_since")
-        return dict(zip(keys, fields, strict=True))
+    def read(self, slot: int) -> dict[str, float]:
+        return dict(zip(FIELDS, _SLOT.unpack_from(self._mm, self._offset(slot)), strict=True))
 
-    def spawned(self, worker_id: int, pid: int) -> None:
-        """Called by the master when it forks a worker into this slot."""
-        off = self._offset(worker_id)
-        req, exc, tx, _pid, _spawn, respawns, _busy = _SLOT.unpack_from(self._mm, off)
-        _SLOT.pack_into(self._mm, off, req, exc, tx, pid, time.time(), respawns + 1, 0.0)
-        # Slot 0 keeps the highest worker id in use, so totals only walk the live slots.
-        if worker_id > struct.unpack_from("<Q", self._mm, 0)[0]:
-            struct.pack_into("<Q", self._mm, 0, worker_id)
+    def free_slot(self, used: set[int]) -> int:
+        """A slot no live process uses, preferring the one that last held ``wid``."""
+        for slot in range(1, self.slots + 1):
+            if slot not in used:
+                return slot
+        raise IndexError("no free scoreboard slot")
 
-    def finished(self, worker_id: int, tx: int, exception: bool) -> int:
-        """Count one request of this worker; returns the worker's request count."""
-        off = self._offset(worker_id)
+    def spawned(self, slot: int, wid: int, pid: int) -> None:
+        """The master forked ``pid`` as worker ``wid`` into ``slot``. Cumulative counters
+        (requests, exceptions, tx, respawns, harakiri) carry over, as in uWSGI."""
+        off = self._offset(slot)
         with self._lock:
-            req, exc, total_tx, pid, spawn, respawns, busy = _SLOT.unpack_from(self._mm, off)
-            req += 1
-            _SLOT.pack_into(self._mm, off, req, exc + exception, total_tx + tx, pid, spawn,
-                            respawns, busy)
-        return req
+            v = list(_SLOT.unpack_from(self._mm, off))
+            v[1] = 0  # delta_requests
+            v[4], v[5], v[6] = pid, wid, time.time()
+            v[7] += 1
+            v[8] = 0.0
+            v[10] = 0
+            _SLOT.pack_into(self._mm, off, *v)
+        if slot > struct.unpack_from("<Q", self._mm, 0)[0]:
+            struct.pack_into("<Q", self._mm, 0, slot)
+
+    def set_field(self, slot: int, name: str, value: float) -> None:
+        index = FIELDS.index(name)
+        fmt = "<d" if name in ("last_spawn", "busy_since") else "<Q"
+        struct.pack_into(fmt, self._mm, self._offset(slot) + 8 * index, value)
+
+    def busy(self, slot: int, since: float) -> None:
+        """The oldest request in flight in this worker started at ``since`` (0: idle)."""
+        struct.pack_into("<d", self._mm, self._offset(slot) + 8 * _BUSY, since)
+
+    def finished(self, slot: int, tx: int, exception: bool) -> int:
+        """Count one request of this worker; returns its requests since it was spawned."""
+        off = self._offset(slot)
+        with self._lock:
+            v = list(_SLOT.unpack_from(self._mm, off))
+            v[0] += 1
+            v[1] += 1
+            v[2] += exception
+            v[3] += tx
+            _SLOT.pack_into(self._mm, off, *v)
+        return v[1]
 
     def total_requests(self) -> int:
         mm = self._mm

@@ -19,6 +19,7 @@ import queue
 import select
 import signal
 import socket
+import struct
 import threading
 import time
 import traceback
@@ -27,8 +28,10 @@ from typing import Any
 from . import http, uwsgi_protocol
 from .connection import ClientGone, Connection
 from .logging import write_line
+from .master import EXIT_RECYCLED
 from .request import ProtocolError
 from .sockets import HTTP, Listener
+from .wsgi import Harakiri
 
 IDLE = "idle"  # serve() result: the connection waits for its next request (or its rest)
 _PARSERS = {HTTP: http.parse_head, "uwsgi": uwsgi_protocol.parse_packet}
@@ -68,17 +71,31 @@ class Poller:
 
 
 class Worker:
-    def __init__(self, *, worker_id: int, listeners: list[Listener], handler: Any,
-                 threads: int, socket_timeout: float, keepalive_timeout: float,
-                 buffer_size: int, master_pid: int) -> None:
+    def __init__(self, *, worker_id: int, listeners: list[Listener], handler: Any, cfg: Any,
+                 master_pid: int, slot: int = 0, scoreboard: Any = None,
+                 report_fd: int | None = None) -> None:
         self.worker_id = worker_id
         self.listeners = listeners
         self.handler = handler
-        self.threads = threads
-        self.socket_timeout = socket_timeout
-        self.keepalive_timeout = keepalive_timeout
-        self.buffer_size = buffer_size
+        self.threads = cfg.threads
+        self.socket_timeout = cfg.socket_timeout
+        self.keepalive_timeout = cfg.http_keepalive
+        self.buffer_size = cfg.buffer_size
         self.master_pid = master_pid
+        self.slot = slot
+        self.scoreboard = scoreboard
+        self.report_fd = report_fd
+        self.exit_code = 0
+        self.started = time.monotonic()
+        self.served = 0
+        # uWSGI: worker N recycles at max-requests + (N - 1) * max-requests-delta.
+        self.max_requests = (cfg.max_requests + (worker_id - 1) * cfg.max_requests_delta
+                             if cfg.max_requests else 0)
+        self.min_lifetime = cfg.min_worker_lifetime or 0
+        self.rss_limit = (cfg.reload_on_rss or 0) << 20
+        self.as_limit = (cfg.reload_on_as or 0) << 20
+        self.harakiri = cfg.harakiri or 0
+        self.in_flight: dict[int, float] = {}  # thread ident -> request start (time.time)
         self.stop_requested = False
         self.idle: dict[int, Connection] = {}  # registered, waiting for bytes
         self.ready: list[Connection] = []  # a complete request is already buffered
@@ -88,7 +105,7 @@ class Worker:
         os.set_blocking(self._wake_w, False)
         self._returned: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._work: queue.SimpleQueue[Connection | None] = queue.SimpleQueue()
-        self._free = threads
+        self._free = self.threads
         self._lock = threading.Lock()
         self._accepting = False
         self._accept_paused_until = 0.0
@@ -100,13 +117,17 @@ class Worker:
         signal.signal(signal.SIGQUIT, lambda *_: os._exit(0))
         # Signals meant for the master (a whole process group or cgroup may get them) must
         # not stop (SIGTTIN/SIGTTOU's default) or kill (SIGUSR1/2's default) a worker.
-        for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
+        for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
             signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR2, self._harakiri)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.set_wakeup_fd(self._wake_w)
         self.poller.register(self._wake_r, None)
         self._set_accepting(True)
+        self.handler.begin = self.request_begins
+        self.handler.end = self.request_ends
+        self._report(os.getpid())  # accepting: a reload may now stop my predecessor
         pool = [threading.Thread(target=self._thread_main, args=(core,), daemon=True,
                                  name=f"core-{core}") for core in range(self.threads)]
         if self.threads > 1:
@@ -121,13 +142,90 @@ class Worker:
                 for t in pool:
                     t.join()
                 while not self._returned.empty():
-                    self._finish(self._returned.get())
-            for conn in self.ready + list(self.idle.values()):
-                self._finish(conn)
-        return 0
+                    conn = self._returned.get()
+                    self.idle[conn.fd] = conn
+                    self.poller.register(conn.fd, conn)
+            self._wind_down()
+        return self.exit_code
+
+    def _wind_down(self, grace: float = 1.0) -> None:
+        """Stopping: a keep-alive client in mid-conversation gets its next request answered
+        (with Connection: close) rather than a connection closed under its feet; only the
+        connections still quiet after ``grace`` seconds are closed unanswered."""
+        for conn in self.ready:
+            self._finish(conn)
+        self.ready = []
+        deadline = time.monotonic() + grace
+        while self.idle:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for data in self.poller.poll(min(left, 0.1)):
+                if isinstance(data, Connection):
+                    self._finish(data)
+                elif data is None:
+                    self._drain_wakeups()
+        for conn in list(self.idle.values()):
+            self._unidle(conn)
+            conn.close()
 
     def stopping(self) -> bool:
         return self.stop_requested
+
+    def _report(self, value: int) -> None:
+        if self.report_fd is not None:
+            try:
+                os.write(self.report_fd, struct.pack("<i", value))
+            except OSError:
+                pass
+
+    def recycle(self, why: str) -> None:
+        """Finish what is in flight (responses say Connection: close), then exit; the
+        master forks the replacement as soon as it reads the report."""
+        if self.stop_requested:
+            return
+        write_line(f"worker {self.worker_id} (pid: {os.getpid()}) recycled: {why}")
+        self.stop_requested = True
+        self.exit_code = EXIT_RECYCLED
+        self._report(-os.getpid())
+
+    # -- per request (called by the handler) ---------------------------------------------
+    def request_begins(self, start: float) -> None:
+        self.in_flight[threading.get_ident()] = start
+        if self.scoreboard is not None:
+            self.scoreboard.busy(self.slot, min(self.in_flight.values()))
+        self.served += 1
+        # Decided before the response is sent, so that it says Connection: close and no
+        # keep-alive client races a closing socket.
+        if self.max_requests and self.served >= self.max_requests and self._old_enough():
+            self.recycle(f"max-requests reached ({self.served} requests)")
+        elif (self.rss_limit or self.as_limit) and self._old_enough():
+            rss, vsz = _memory()
+            if self.rss_limit and rss >= self.rss_limit:
+                self.recycle(f"reload-on-rss: {rss >> 20} MB")
+            elif self.as_limit and vsz >= self.as_limit:
+                self.recycle(f"reload-on-as: {vsz >> 20} MB")
+
+    def request_ends(self) -> None:
+        self.in_flight.pop(threading.get_ident(), None)
+        if self.scoreboard is not None:
+            self.scoreboard.busy(self.slot, min(self.in_flight.values(), default=0.0))
+
+    def _old_enough(self) -> bool:
+        return time.monotonic() - self.started >= self.min_lifetime
+
+    def _harakiri(self, signum: int, frame: Any) -> None:
+        """The master says a request ran past harakiri: interrupt it where it is stuck, so
+        its traceback is logged, the client gets a 504 and close() still runs."""
+        now = time.time()
+        main = threading.main_thread().ident
+        for ident, start in list(self.in_flight.items()):
+            if now - start < self.harakiri - 0.05:
+                continue
+            self.recycle("harakiri")
+            if ident == main:
+                raise Harakiri(self.harakiri)
+            _raise_in_thread(ident, Harakiri)
 
     def _graceful(self, signum: int, frame: Any) -> None:
         self.stop_requested = True
@@ -148,7 +246,7 @@ class Worker:
         single = self.threads == 1
         while not self.stop_requested:
             # Connections with a buffered request must not wait for a poll timeout.
-            for data in self.poller.poll(0 if self.ready else 1.0):
+            for data in self.poller.poll(0 if self.ready else 0.5):
                 if data is None:
                     self._drain_wakeups()
                 elif isinstance(data, Listener):
@@ -164,9 +262,10 @@ class Worker:
                 for conn in ready:
                     self._dispatch(conn)
             now = time.monotonic()
-            if now - last_sweep >= 1.0:
+            if now - last_sweep >= 0.5:
                 last_sweep = now
                 self._sweep(now)
+                # Backs up the kernel's parent-death signal, which does not always arrive.
                 if os.getppid() != self.master_pid:
                     write_line(f"worker {self.worker_id} (pid: {os.getpid()}): the master is "
                                f"gone; finishing and exiting")
@@ -242,9 +341,7 @@ class Worker:
         """After serve(): wait for more bytes, or queue a buffered request (pipelining)."""
         if result is not IDLE:
             return
-        if self.stop_requested:
-            self._finish(conn)
-        elif conn.has_request:
+        if conn.has_request:
             self.ready.append(conn)
         else:
             if not conn.buf:
@@ -256,7 +353,7 @@ class Worker:
         """One thread: no poll runs while a connection is served, so it stays registered —
         two epoll_ctl calls fewer per keep-alive request."""
         result = self.serve(conn)
-        if result is IDLE and not conn.has_request and not self.stop_requested:
+        if result is IDLE and not conn.has_request:
             if not conn.buf:
                 conn.idle_since = time.monotonic()
             return
@@ -302,7 +399,7 @@ class Worker:
         """Serve the requests ``conn`` has; IDLE when it waits for more bytes."""
         try:
             return self._serve(conn)
-        except Exception:
+        except (Exception, Harakiri):
             # A bug of ours must cost one connection, not the worker (or a pool thread).
             write_line(f"worker {self.worker_id}: internal error while serving "
                        f"{conn.remote_addr or 'a unix socket client'}:\n"
@@ -334,9 +431,12 @@ class Worker:
             req, used = parsed
             del conn.buf[:used]
             conn.requests += 1
-            if not handler.serve(conn, req) or self.stop_requested:
+            if not handler.serve(conn, req):
                 conn.close()
                 return None
+            # Stopping after a keep-alive response: the client may be sending its next
+            # request right now, so the connection waits (see _wind_down) instead of
+            # being closed under it.
             if not conn.buf:
                 conn.has_request = False
                 return IDLE
@@ -363,3 +463,25 @@ class Worker:
             conn.sendall(http.error_response(err.status, err.message))
         except OSError:
             pass
+
+
+def _memory() -> tuple[int, int]:
+    """(rss, vsz) of this process in bytes; /proc is a few microseconds, psutil elsewhere."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            vsz_pages, rss_pages = f.read().split()[:2]
+        page = os.sysconf("SC_PAGE_SIZE")
+        return int(rss_pages) * page, int(vsz_pages) * page
+    except OSError:
+        import psutil
+
+        info = psutil.Process().memory_info()
+        return info.rss, info.vms
+
+
+def _raise_in_thread(ident: int, exc: type[BaseException]) -> None:
+    """Raise ``exc`` in another thread at its next bytecode (a thread blocked in a system
+    call only sees it when the call returns; the master's SIGKILL covers that case)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))

@@ -31,6 +31,14 @@ SERVER_ERROR = (b"A server error occurred.  Please contact the administrator.\n"
 SERVER_HEADER = b"Server: django-uwsgi-server\r\n"
 
 
+class Harakiri(BaseException):
+    """Raised in a request that ran past ``harakiri`` seconds.
+
+    A BaseException, so that Django (which turns every Exception of a view into a 500) and
+    the app's own ``except Exception`` let it through to us.
+    """
+
+
 class _DateCache:
     """The ``Date`` header line, rebuilt at most once a second (not per request)."""
 
@@ -334,6 +342,9 @@ class Handler:
         self.extra_headers = "".join(h.strip() + "\r\n" for h in add_headers).encode("latin-1")
         self.log = log
         self.stopping = stopping
+        # Set by the worker: called when a request starts (with its start time) and ends.
+        self.begin: Any = None
+        self.end: Any = None
         self._warned: set[str] = set()
         self.base = {
             "wsgi.version": (1, 0),
@@ -375,6 +386,15 @@ class Handler:
     def serve(self, conn: Connection, req: Request) -> bool:
         """Run one request through the app; True when the connection may be reused."""
         start = time.time()
+        if self.begin is not None:
+            self.begin(start)
+        try:
+            return self._serve(conn, req, start)
+        finally:
+            if self.end is not None:
+                self.end()
+
+    def _serve(self, conn: Connection, req: Request, start: float) -> bool:
         http = conn.listener.protocol == "http"
         env = req.environ
         static = conn.environ
@@ -433,6 +453,8 @@ class Handler:
             ex.keep_alive = False
         except Exception as exc:
             self._app_failed(ex, exc)
+        except Harakiri as exc:
+            self._harakiri(ex, exc, returned=result is not None)
         finally:
             if result is not None and hasattr(result, "close"):
                 try:
@@ -447,6 +469,18 @@ class Handler:
                 conn.linger = http  # unread body bytes: do not reset our own response away
         self.log.request(conn, req, ex, start)
         return ex.keep_alive
+
+    def _harakiri(self, ex: Exchange, exc: Harakiri, returned: bool) -> None:
+        ex.keep_alive = False
+        if not returned:
+            _django_request_finished()
+        self.log.exception(ex.req, f"HARAKIRI: the request ran past harakiri ({exc.args[0]} s); "
+                                   f"it was stuck here")
+        if not ex.headers_sent:
+            try:
+                ex.send_error(504, b"The request took too long (harakiri).\n")
+            except (ClientGone, OSError):
+                pass
 
     def _app_failed(self, ex: Exchange, exc: Exception) -> None:
         ex.keep_alive = False
@@ -468,5 +502,15 @@ class Handler:
                 pass
 
 
-def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+def _django_request_finished() -> None:
+    """Interrupted inside Django's handler, before it returned a response: there is no
+    close() to call, so send what HttpResponse.close() would (request_finished: closes the
+    request's database connections)."""
+    if "django.core.signals" not in sys.modules:
+        return
+    from django.core.signals import request_finished
+
+    try:
+        request_finished.send(sender=Handler)
+    except Exception:
+        traceback.print_exc()

@@ -88,9 +88,9 @@ def test_cli_beats_settings():
 
 def test_planned_and_unsupported_get_our_error_not_argparse():
     with pytest.raises(ConfigError) as info:
-        config(["-t", "30"])
+        config(["--log-micros"])
     assert str(info.value) == (
-        "option 'harakiri' (command line) is not implemented yet by runuwsgi (planned)"
+        "option 'log-micros' (command line) is not implemented yet by runuwsgi (planned)"
     )
     with pytest.raises(ConfigError) as info:
         config(["--cheaper", "2"])

@@ -105,15 +105,15 @@ def test_unknown_option_in_settings_with_and_without_hint():
 
 
 def test_planned_option_is_an_error():
-    assert fails({"harakiri": 30}) == (
-        "option 'harakiri' (settings.UWSGI) is not implemented yet by runuwsgi (planned)"
+    assert fails({"log-slow": 30}) == (
+        "option 'log-slow' (settings.UWSGI) is not implemented yet by runuwsgi (planned)"
     )
-    assert fails({"max_requests": 5000}) == (
-        "option 'max-requests' (settings.UWSGI) is not implemented yet by runuwsgi "
-        "(planned, issue #4)"
+    assert fails({"post_buffering": 5000}) == (
+        "option 'post-buffering' (settings.UWSGI) is not implemented yet by runuwsgi "
+        "(planned, issue #5)"
     )
-    assert fails(None, {"harakiri": "30"}) == (
-        "option 'harakiri' (command line) is not implemented yet by runuwsgi (planned)"
+    assert fails(None, {"stats": "127.0.0.1:1717"}) == (
+        "option 'stats' (command line) is not implemented yet by runuwsgi (planned, issue #6)"
     )
 
 

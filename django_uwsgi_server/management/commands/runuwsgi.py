@@ -6,6 +6,7 @@ from ``settings.UWSGI``, ``--ini`` files and the command line, in that order of 
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Any
@@ -19,7 +20,8 @@ from django_uwsgi_server.conf import (
     build_config,
     unknown_option_message,
 )
-from django_uwsgi_server.server import run
+from django_uwsgi_server.server import control, daemon, pidfile, privileges, run
+from django_uwsgi_server.server import reload as reexec
 from django_uwsgi_server.server.loader import AppLoadError, load_app, prepare_environment
 
 
@@ -29,6 +31,7 @@ class Command(BaseCommand):
     # Checks run in handle(), after the options are known to be valid, like runserver.
     requires_system_checks: list[str] = []
     suppressed_base_arguments = {"--verbosity"}
+    _daemon: daemon.Daemon | None = None  # in a daemonized master, until it is ready
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
         # No prefix matching: "--proc 3" must not silently mean --processes.
@@ -61,10 +64,26 @@ class Command(BaseCommand):
             cfg = build_config(getattr(settings, "UWSGI", None), cli)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
-        if not options.get("skip_checks"):
+        if cfg.reload or cfg.stop:  # uWSGI's client commands: signal a server, exit
+            return self._control(cfg)
+        again = reexec.is_reexec()  # a graceful reload re-executed the master
+        # Pidfile paths are taken from where the command was started (before chdir).
+        pidfiles = [os.path.abspath(p) if p else None for p in (cfg.pidfile, cfg.pidfile2)]
+        identity = self._identity(cfg)
+        if not again:
+            for path in pidfiles:
+                if path:
+                    try:
+                        pidfile.check_free(path, lambda line: self.stderr.write(f"warning: {line}"))
+                    except pidfile.PidfileError as exc:
+                        raise CommandError(str(exc)) from None
+        if cfg.daemonize and not again and not self._detach(cfg, cfg.daemonize):
+            return None  # the launcher: the daemon has reported
+        if not options.get("skip_checks") and not again:
             self.stdout.write("Performing system checks...\n\n")
             self.check(display_num_errors=True)
             self.check_migrations()
+        app_failed = False
         try:
             prepare_environment(cfg)
             app = None
@@ -73,13 +92,91 @@ class Command(BaseCommand):
         except AppLoadError as exc:
             if exc.__cause__ is not None:
                 traceback.print_exception(exc.__cause__, file=sys.stderr)
-            raise CommandError(str(exc)) from None
+            if not again:
+                raise CommandError(str(exc)) from None
+            # A reload with broken code: the old workers keep serving the old code.
+            sys.stderr.write(f"{exc}\n")
+            app_failed = True
+        if cfg.daemonize2 and not cfg.daemonize and not again \
+                and not self._detach(cfg, cfg.daemonize2):
+            return None
         app_name = cfg.module or cfg.wsgi_file or getattr(settings, "WSGI_APPLICATION", "")
         try:
-            listeners = run.bind_all(cfg, self.stdout)
+            listeners = reexec.inherited_listeners() or run.bind_all(cfg, self.stdout)
         except run.ServerError as exc:
             raise CommandError(f"Error: {exc}") from None
-        run.banner(cfg, listeners, app_name, self.stdout)
-        code = run.serve(cfg, app, lambda: load_app(cfg), listeners)
+        if not again:  # the same pid after a reload re-exec: the pidfiles are right
+            try:
+                run.write_pidfiles(pidfiles[0], pidfiles[1], identity)
+            except run.ServerError as exc:
+                for listener in listeners:
+                    listener.sock.close()
+                raise CommandError(f"Error: {exc}") from None
+        if again:
+            sys.stderr.write(f"master (pid: {os.getpid()}) re-executed: serving {app_name} "
+                             f"with the new code\n")
+        else:
+            run.banner(cfg, listeners, app_name, self.stdout)
+        unix_files = run.unix_socket_files(listeners) if cfg.vacuum else []
+        master_pid = os.getpid()
+
+        def on_exit() -> None:  # our pidfiles always; unix socket files with vacuum
+            if os.getpid() == master_pid:
+                run.cleanup(master_pid, [p for p in pidfiles if p], unix_files)
+
+        try:
+            code = run.serve(cfg, app, lambda: load_app(cfg), listeners, app_failed=app_failed,
+                             identity=identity, daemon=self._daemon, on_exit=on_exit,
+                             on_ready=self._daemon.ready if self._daemon is not None else None)
+        except BaseException:
+            on_exit()  # the master loop failed: do not leave a pidfile naming a dead pid
+            raise
         if code:
             sys.exit(code)
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            if self._daemon is not None:  # tell the waiting launcher (it exits non-zero)
+                self._daemon.failed(str(exc))
+            raise
+
+    def _control(self, cfg: Any) -> None:
+        """``--reload PIDFILE`` / ``--stop PIDFILE``: like uWSGI, signal and return at once
+        (``manage.py uwsgi_reload`` waits and reports)."""
+        if cfg.reload and cfg.stop:
+            raise CommandError("--reload and --stop do not go together")
+        try:
+            line = control.run("stop" if cfg.stop else "reload", pidfile=cfg.stop or cfg.reload,
+                               wait=False)
+        except control.ControlError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(line)
+
+    def _identity(self, cfg: Any) -> privileges.Identity | None:
+        """uid/gid, resolved before anything is bound: a typo is a one-line error."""
+        try:
+            identity = privileges.resolve(cfg.uid, cfg.gid)
+            privileges.parse_owner(cfg.chown_socket)
+        except privileges.PrivilegeError as exc:
+            raise CommandError(str(exc)) from None
+        if identity is not None and os.geteuid() != 0:
+            if privileges.needs_change(identity):
+                self.stderr.write(f"warning: uid/gid ignored: only root can switch the workers "
+                                  f"to {identity.describe()} (running as uid {os.geteuid()})")
+            return None
+        return identity
+
+    def _detach(self, cfg: Any, daemon_log: str) -> bool:
+        """daemonize: True in the daemon, which carries on; False in the launcher, once the
+        daemon has reported (it raises CommandError when the daemon failed)."""
+        log = cfg.logto or daemon_log  # logto wins (uWSGI would ignore it)
+        try:
+            self._daemon = daemon.detach(log)
+        except daemon.Started as started:
+            self.stdout.write(str(started))
+            return False
+        except daemon.StartFailed as exc:
+            raise CommandError(str(exc)) from None
+        return True

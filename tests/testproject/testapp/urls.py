@@ -14,4 +14,5 @@ urlpatterns = [
     path("upload", views.upload),
     path("big", views.big),
     path("osenv", views.osenv),
+    path("alloc", views.alloc),
 ]

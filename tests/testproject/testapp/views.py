@@ -92,3 +92,12 @@ def big(request):
 
 def osenv(request):
     return JsonResponse({"value": os.environ.get(request.GET["k"]), "cwd": os.getcwd()})
+
+
+_HOARD = []
+
+
+def alloc(request):
+    """Keep ``mb`` megabytes alive in this worker (reload-on-rss tests)."""
+    _HOARD.append(bytearray(int(request.GET.get("mb", "50")) << 20))
+    return HttpResponse(str(os.getpid()), content_type="text/plain")
