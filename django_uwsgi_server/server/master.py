@@ -517,6 +517,9 @@ class Master:
             write_line(f"*** HARAKIRI ON WORKER {proc.wid} (pid: {proc.pid}, try: 1, "
                        f"graceful: yes) *** its request has run {wall - busy:.1f} s "
                        f"(harakiri = {self.harakiri})")
+            if self.cfg.harakiri_verbose:
+                write_line(f"HARAKIRI: -- syscall> {_proc_text(proc.pid, 'syscall')}")
+                write_line(f"HARAKIRI: -- wchan> {_proc_text(proc.pid, 'wchan')}")
             self._signal(proc.pid, signal.SIGUSR2)
         elif now - proc.hk_at > (self.cfg.harakiri_graceful_timeout or 0):
             write_line(f"HARAKIRI: worker {proc.wid} (pid: {proc.pid}) did not end within "
@@ -557,6 +560,14 @@ class Master:
             busy = self.scoreboard.read(proc.slot)["busy_since"]
             what = f"busy for {wall - busy:.1f} s" if busy else "idle"
             write_line(f"worker {proc.wid} (pid: {proc.pid}, {proc.state}): {what}")
+
+
+def _proc_text(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return f.read().strip() or "-"
+    except OSError:
+        return "-"
 
 
 def _die_with_parent(master_pid: int) -> None:
