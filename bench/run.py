@@ -94,10 +94,11 @@ def _uwsgi_binary():
 
 
 def _uwsgi_argv(socket_option):
-    def argv(port):
+    def argv(port, processes=1):
         return [
             *(_uwsgi_binary(), socket_option, f"{HOST}:{port}", "--chdir", str(PROJECT)),
-            *"--master --processes 1 --module mysite.wsgi:application --disable-logging".split(),
+            *("--master", "--processes", str(processes)),
+            *"--module mysite.wsgi:application --disable-logging".split(),
             # Without it SIGTERM makes the master reload instead of exit.
             "--die-on-term",
             # Without it uWSGI keeps running and answers 500 if the app fails to import.
@@ -110,7 +111,7 @@ def _uwsgi_argv(socket_option):
 @dataclass(frozen=True)
 class Server:
     name: str
-    argv: object  # port -> list[str]
+    argv: object  # (port, processes=1) -> list[str]
     available: object  # () -> str | None (reason it is missing)
     note: str = ""
 
@@ -124,9 +125,10 @@ SERVERS = {
     for s in [
         Server(
             SUBJECT,
-            lambda port: [
+            lambda port, processes=1: [
                 *(sys.executable, "manage.py", "runuwsgi", "--http-socket", f"{HOST}:{port}"),
-                *"--processes 1 --threads 1 --disable-logging --skip-checks".split(),
+                *("--processes", str(processes)),
+                *"--threads 1 --disable-logging --skip-checks".split(),
             ],
             lambda: None,
         ),
@@ -145,9 +147,9 @@ SERVERS = {
         ),
         Server(
             "gunicorn",
-            lambda port: [
-                *(sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{port}"),
-                *"-w 1 -k sync --keep-alive 5 mysite.wsgi:application".split(),
+            lambda port, processes=1: [
+                *(sys.executable, "-m", "gunicorn", "-b", f"{HOST}:{port}", "-w", str(processes)),
+                *"-k sync --keep-alive 5 mysite.wsgi:application".split(),
             ],
             _have_module("gunicorn", "gunicorn"),
             "sync worker: closes the connection after every response",
@@ -186,11 +188,11 @@ def http_request(port, endpoint, timeout):
 class RunningServer:
     """A server started in its own session so that its whole tree can be stopped."""
 
-    def __init__(self, server, pin, logdir):
+    def __init__(self, server, pin, logdir, processes=1):
         self.server = server
         self.port = free_port()
         self.log_path = Path(logdir) / f"{server.name}-{self.port}.log"
-        argv = server.argv(self.port)
+        argv = server.argv(self.port, processes)
         if pin:
             argv = ["taskset", "-c", SERVER_CPU, *argv]
         env = dict(os.environ, DJANGO_SETTINGS_MODULE=SETTINGS, DJANGO_DEBUG="0")

@@ -103,6 +103,9 @@ def _wait_report(fd: int, log_path: str) -> None:
             if not chunk:
                 break
             data += chunk
+    except KeyboardInterrupt:
+        raise StartFailed(f"interrupted: the server may still be starting in the background "
+                          f"(see {log_path})") from None
     finally:
         os.close(fd)
     line = data.split(b"\n", 1)[0].decode("utf-8", "replace")

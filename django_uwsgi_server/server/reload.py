@@ -55,8 +55,8 @@ def execute(state: dict[str, Any]) -> None:
     """Replace this process with a fresh run of the same command (does not return)."""
     from django.utils.autoreload import get_child_arguments
 
+    os.chdir(ORIGINAL_CWD)  # first: the command line's script path is relative to it
     args = get_child_arguments()
     os.environ[ENV] = json.dumps(state)
-    os.chdir(ORIGINAL_CWD)
     os.execv(args[0], args)
     sys.exit(1)  # not reached

@@ -334,3 +334,13 @@ def test_rolling_reload_of_two_instances_behind_nginx(start_server, nginx_factor
     assert load.count > 100
     served = {requests.get(nginx.url + "/").text.split()[0] for _ in range(10)}
     assert served == {"3"}
+
+
+def test_reload_after_chdir(start_server, app_dir):
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "1",
+                           "--chdir", str(app_dir), "--wsgi-file", "app.py",
+                           "--pythonpath", str(app_dir), "--skip-checks"])
+    versioned(app_dir, 2)
+    os.kill(server.pid, signal.SIGHUP)
+    wait_for(lambda: "reload complete" in server.stderr(), 20, "the reload")
+    assert requests.get(server.url + "/").text.startswith("2 ")
