@@ -37,7 +37,9 @@ ACTIONS = {
     "reload": Action("graceful reload", signal.SIGHUP, b"r", False),
     "chain": Action("chain reload", None, b"c", False),
     "brutal-reload": Action("brutal reload", None, b"R", False),
-    "stop": Action("graceful stop", signal.SIGTERM, b"q", True),
+    # SIGINT: a graceful stop whatever die-on-term says (with die-on-term = false SIGTERM
+    # means a brutal reload, as in uWSGI 2.0).
+    "stop": Action("graceful stop", signal.SIGINT, b"q", True),
     "brutal-stop": Action("quick stop", signal.SIGQUIT, b"Q", True),
 }
 
@@ -178,7 +180,9 @@ def wait_reloaded(pid: int, old: set[int], timeout: float,
         left = sorted(p for p in old if pid_alive(p))
         new = current - old
         ready = {p for p in new if serving(p)}
-        if not left and len(ready) >= want:
+        # Done when every old worker is gone and every child serves: comparing with the
+        # old count would wait for ever when a recycling overlapped the snapshot.
+        if not left and current and ready == current:
             return ready
         if time.monotonic() > deadline:
             parts = []

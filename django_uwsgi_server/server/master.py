@@ -80,6 +80,7 @@ class Master:
         self.reload: dict[str, Any] | None = None  # the reload in progress
         self.queued: list[bool] = []  # reloads asked for meanwhile (chain?)
         self.no_app = app_failed  # a re-exec whose new code failed to import
+        self.probe: tuple[int, bool] | None = None  # (pid, chain) of the new-code check
         self._respawns: list[float] = []
         self._hold_spawn_until = 0.0
         self._last_rss_check = 0.0
@@ -87,8 +88,15 @@ class Master:
         slots = max(MAX_WORKERS, 2 * self.target + 8)
         if state is not None:
             self.scoreboard = Scoreboard(state["slots"], fd=state["scoreboard_fd"])
-            for pid, wid, slot, _state in state["procs"]:
-                self.procs[pid] = Proc(pid, wid, slot, OLD, ready=True)
+            now = time.monotonic()
+            for pid, wid, slot, proc_state, retired_ago in state["procs"]:
+                proc = Proc(pid, wid, slot, OLD if proc_state != RETIRING else RETIRING,
+                            ready=True)
+                if proc_state == RETIRING:
+                    proc.retired_at = now - retired_ago  # the mercy keeps running
+                self.procs[pid] = proc
+            # SIGTTIN/SIGTTOU changes survive the reload.
+            self.target = state.get("target", self.target)
             self._inherited_chain = bool(state.get("chain"))
         else:
             self.scoreboard = Scoreboard(slots)
@@ -155,7 +163,7 @@ class Master:
                     self._kill_all(signal.SIGKILL, "is taking too much time to die... NO MERCY")
                     self.stopping_since = now  # once per mercy period
                 continue
-            self._check_reload()
+            self._check_reload(now)
             self._spawn_missing()
             self._check_deadlines(now)
 
@@ -261,17 +269,47 @@ class Master:
             return
         kind = "chain reload" if chain else "graceful reload"
         if reexec_master:
-            write_line(f"{kind}: re-executing the master to import the new code "
-                       f"(the workers keep serving meanwhile)")
-            self._reexec(chain)  # does not return
+            if self.probe is not None:
+                write_line("a reload is already being prepared: this one is queued")
+                self.queued.append(chain)
+                return
+            # Check that the new code starts before replacing this image: a settings or
+            # models error must cost a log line, not the server.
+            write_line(f"{kind}: checking that the new code loads (the workers keep serving)")
+            try:
+                self.probe = (reexec.probe(), chain)
+            except Exception as exc:
+                write_line(f"reload failed: could not start the check ({exc})")
+            return
         write_line(f"{kind} of {self.target} workers starting")
         for proc in self.procs.values():
             if proc.state == SERVING:
                 proc.state = OLD
         self._continue_reload(chain)
 
+    def _probed(self, ok: bool) -> None:
+        assert self.probe is not None
+        chain = self.probe[1]
+        self.probe = None
+        if not ok:
+            write_line("reload failed: the new code does not start (see above); the workers "
+                       "keep serving the old code — fix it and reload again")
+            self._next_queued()
+            return
+        write_line(f"{'chain reload' if chain else 'graceful reload'}: re-executing the master "
+                   f"with the new code (the workers keep serving meanwhile)")
+        self._reexec(chain)
+
+    def _next_queued(self) -> None:
+        if self.queued and self.reload is None and self.probe is None:
+            chain = self.queued.pop(0)
+            self.start_reload(chain, reexec_master=not self.cfg.lazy_apps)
+
     def _continue_reload(self, chain: bool) -> None:
         """Workers of the previous generation are OLD; spawn the new ones."""
+        for proc in list(self.procs.values()):
+            if proc.state == OLD and proc.wid > self.target:
+                self._retire(proc)  # fewer workers now: nobody will replace these
         if self.no_app:
             write_line("reload failed: the new code does not load (see the traceback above); "
                        "the old workers keep serving — fix it and reload again")
@@ -285,9 +323,16 @@ class Master:
             write_line("chain reload starting...")
         self._spawn_missing()
 
-    def _check_reload(self) -> None:
+    def _check_reload(self, now: float) -> None:
         rel = self.reload
         if rel is None:
+            self._next_queued()
+            return
+        if now - rel["start"] > self.stop_mercy and any(
+                p.state == SERVING and not p.ready for p in self.procs.values()):
+            write_line(f"reload abandoned: new workers did not start accepting within "
+                       f"{self.stop_mercy:g} s; the old workers keep serving")
+            self._abandon_reload()
             return
         if rel["chain"]:
             queue = rel["queue"]
@@ -303,16 +348,21 @@ class Master:
         write_line(f"{'chain reloading' if rel['chain'] else 'reload'} complete: "
                    f"{self.target} workers in {time.monotonic() - rel['start']:.2f} s")
         self.reload = None
-        if self.queued:
-            chain = self.queued.pop(0)
-            self.start_reload(chain, reexec_master=not self.cfg.lazy_apps)
+        self._next_queued()
+
+    def _abandon_reload(self) -> None:
+        for other in list(self.procs.values()):
+            if other.state == SERVING and not other.ready:
+                self._retire(other)
+            elif other.state == OLD:
+                other.state = SERVING
+        self.reload = None
+        self._hold_spawn_until = time.monotonic() + 1.0
 
     def _reexec(self, chain: bool) -> None:
-        procs = [[p.pid, p.wid, p.slot, p.state] for p in self.procs.values()
-                 if p.state != RETIRING]
-        for proc in self.procs.values():
-            if proc.state == RETIRING:
-                procs.append([proc.pid, proc.wid, proc.slot, RETIRING])
+        now = time.monotonic()
+        procs = [[p.pid, p.wid, p.slot, p.state, now - p.retired_at if p.retired_at else 0]
+                 for p in self.procs.values()]
         listeners = []
         for listener in self.listeners:
             fd = listener.sock.fileno()
@@ -320,15 +370,24 @@ class Master:
             listeners.append([fd, listener.protocol, listener.option, str(listener.address)])
         state = {"procs": procs, "scoreboard_fd": self.scoreboard.fd,
                  "slots": self.scoreboard.slots, "listeners": listeners, "chain": chain,
-                 "triggers": True}
+                 "target": self.target}
         os.set_inheritable(self.scoreboard.fd, True)
-        # Signals arriving while the new image starts wait in the (inherited) mask.
+        # Signals arriving while the new image starts wait in the (inherited) mask; those
+        # already recorded here are raised again so that they wait there too.
         signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        for sig in self._take_signals():
+            if sig != signal.SIGCHLD:
+                os.kill(os.getpid(), sig)
+        if self.triggers is not None:
+            self.triggers.close()
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             reexec.execute(state)
-        except OSError as exc:
+        except Exception as exc:
+            for listener in self.listeners:
+                os.set_inheritable(listener.sock.fileno(), False)
+            os.set_inheritable(self.scoreboard.fd, False)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             write_line(f"re-exec failed ({exc}); reloading the workers only")
             for proc in self.procs.values():
@@ -387,7 +446,8 @@ class Master:
                 self._spawn(wid)
 
     def _spawn(self, wid: int) -> None:
-        slot = self.scoreboard.free_slot({p.slot for p in self.procs.values()})
+        slot = self.scoreboard.free_slot({p.slot for p in self.procs.values()}, wid)
+        self.scoreboard.spawned(slot, wid, 0)  # before the fork: the child writes next
         sys.stdout.flush()
         sys.stderr.flush()
         # A signal landing between fork() and the worker's own handlers would run the
@@ -404,7 +464,7 @@ class Master:
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         self.procs[pid] = Proc(pid, wid, slot)
-        self.scoreboard.spawned(slot, wid, pid)
+        self.scoreboard.set_field(slot, "pid", pid)
 
     def _child(self, wid: int, slot: int) -> None:
         code = 1
@@ -415,6 +475,8 @@ class Master:
             os.close(self._wake[0])
             os.close(self._wake[1])
             os.close(self._report_r)
+            if self.triggers is not None:
+                self.triggers.close()  # in a child this only closes the FIFO fds
             _die_with_parent(self.pid)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
             worker = self.make_worker(wid, slot, self._report_w)
@@ -441,16 +503,16 @@ class Master:
             self._buried(pid, status)
 
     def _buried(self, pid: int, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        if self.probe is not None and pid == self.probe[0]:
+            self._probed(code == 0)
+            return
         proc = self.procs.pop(pid, None)
         if proc is None or self.stopping_since is not None:
             return
         self.scoreboard.set_field(proc.slot, "accepting", 0)
-        code = os.waitstatus_to_exitcode(status)
         if proc.state in (RETIRING, OLD):
-            if proc.state == RETIRING and code in (0, EXIT_RECYCLED):
-                return
-            if proc.state == OLD:
-                return  # its replacement is already coming up
+            return  # told to go, or already replaced (or being replaced)
         if code == EXIT_APP_FAILED:
             self._app_failed(proc)
             return
@@ -469,13 +531,7 @@ class Master:
         if self.reload is not None:
             write_line(f"reload failed: worker {proc.wid} could not load the application; "
                        f"the old workers keep serving")
-            for other in list(self.procs.values()):
-                if other.state == SERVING and not other.ready:
-                    self._retire(other)
-                elif other.state == OLD:
-                    other.state = SERVING
-            self.reload = None
-            self._hold_spawn_until = time.monotonic() + 1.0
+            self._abandon_reload()
             return
         write_line(f"worker {proc.wid} (pid: {proc.pid}) could not load the application; "
                    f"stopping (need-app)")
@@ -568,6 +624,12 @@ def _proc_text(pid: int, name: str) -> str:
             return f.read().strip() or "-"
     except OSError:
         return "-"
+
+
+def rearm_parent_death(master_pid: int) -> None:
+    """The kernel forgets the parent-death signal when a process changes its uid or gid:
+    call again after dropping privileges."""
+    _die_with_parent(master_pid)
 
 
 def _die_with_parent(master_pid: int) -> None:

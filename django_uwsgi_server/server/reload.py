@@ -10,13 +10,21 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from typing import Any
 
 ENV = "DJANGO_UWSGI_SERVER_REEXEC"
 # Where the command started: the re-exec runs the same command line from there, whatever
 # `chdir` did since (uWSGI: "chdir() to <original cwd>").
 ORIGINAL_CWD = os.getcwd()
+# A symlinked deploy directory (cd /srv/app/current) must be entered by name again, or a
+# reload would re-enter the old release that getcwd() resolved to.
+if os.environ.get("PWD") and os.path.isdir(os.environ["PWD"]):
+    try:
+        if os.path.samefile(os.environ["PWD"], ORIGINAL_CWD):
+            ORIGINAL_CWD = os.environ["PWD"]
+    except OSError:
+        pass
+PROBE_ENV = "DJANGO_UWSGI_SERVER_PROBE"
 _STATE: dict[str, Any] | None = json.loads(os.environ[ENV]) if ENV in os.environ else None
 
 
@@ -46,17 +54,50 @@ def inherited_listeners() -> list[Any] | None:
     for fd, protocol, option, address in _STATE["listeners"]:
         sock = socket.socket(fileno=fd)
         sock.setblocking(False)
-        os.set_inheritable(fd, True)
+        os.set_inheritable(fd, False)  # only for the next re-exec, not the app's children
         listeners.append(Listener(sock, parse_address(address), protocol, option))
     return listeners
 
 
-def execute(state: dict[str, Any]) -> None:
-    """Replace this process with a fresh run of the same command (does not return)."""
+def is_probe() -> bool:
+    """True in the reload check: load the new code, exit 0 if it loads, 1 if not."""
+    return PROBE_ENV in os.environ
+
+
+def _command_line() -> list[str]:
     from django.utils.autoreload import get_child_arguments
 
-    os.chdir(ORIGINAL_CWD)  # first: the command line's script path is relative to it
-    args = get_child_arguments()
+    here = os.getcwd()
+    os.chdir(ORIGINAL_CWD)  # the command line's script path is relative to it
+    try:
+        return get_child_arguments()
+    finally:
+        os.chdir(here)
+
+
+def probe() -> int:
+    """Start the same command line as a check of the new code; its pid (the master reaps
+    it, and re-execs only if it exits 0)."""
+    args = _command_line()
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    env[PROBE_ENV] = "1"
+    here = os.getcwd()
+    os.chdir(ORIGINAL_CWD)
+    try:
+        return os.posix_spawn(args[0], args, env)
+    finally:
+        os.chdir(here)
+
+
+def execute(state: dict[str, Any]) -> None:
+    """Replace this process with a fresh run of the same command (returns only if the exec
+    failed, with the environment and the directory as they were)."""
+    args = _command_line()
+    here = os.getcwd()
     os.environ[ENV] = json.dumps(state)
-    os.execv(args[0], args)
-    sys.exit(1)  # not reached
+    try:
+        os.chdir(ORIGINAL_CWD)
+        os.execv(args[0], args)
+    finally:  # only reached when execv failed
+        os.environ.pop(ENV, None)
+        os.chdir(here)

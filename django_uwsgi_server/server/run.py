@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from .. import __version__
 from . import pidfile, privileges
 from .logging import RequestLog, redirect_output, write_line
-from .master import Master
+from .master import Master, rearm_parent_death
 from .reload import is_reexec
 from .sockets import HTTP, UWSGI, BindError, Listener, bind, parse_address, somaxconn
 
@@ -164,6 +164,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
             except privileges.PrivilegeError as exc:
                 write_line(f"worker {wid}: {exc}")
                 return None
+            rearm_parent_death(os.getppid())  # the uid change cleared it
         the_app = app
         if the_app is None:
             try:

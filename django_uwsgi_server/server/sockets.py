@@ -141,7 +141,6 @@ def bind(address: Address, protocol: str, option: str, backlog: int,
             sock.close()
             raise BindError(exc.errno, f"{option} {address}: {step}: {exc.strerror}") from None
     sock.setblocking(False)
-    os.set_inheritable(sock.fileno(), True)
     return Listener(sock, address, protocol, option)
 
 

@@ -20,6 +20,7 @@ FIELDS = ("requests", "delta_requests", "exceptions", "tx", "pid", "wid", "last_
           "respawn_count", "busy_since", "harakiri_count", "accepting")
 _SLOT = struct.Struct("<QQQQQQdQdQQ")
 _BUSY = FIELDS.index("busy_since")
+_COUNTERS = struct.Struct("<QQQQ")  # requests, delta_requests, exceptions, tx
 MAX_WORKERS = 256
 
 
@@ -28,9 +29,12 @@ class Scoreboard:
         self.slots = slots
         size = _SLOT.size * (slots + 1)
         if fd is None:
-            # Not CLOEXEC: the re-exec'd master maps the same memory.
-            fd = os.memfd_create("django-uwsgi-server-scoreboard", 0)
+            # Made inheritable only right before a reload's re-exec (not by the app's
+            # subprocesses): the new master image maps the same memory.
+            fd = os.memfd_create("django-uwsgi-server-scoreboard")
             os.ftruncate(fd, size)
+        else:
+            os.set_inheritable(fd, False)
         self.fd = fd
         self._mm = mmap.mmap(fd, size)
         self._lock = threading.Lock()
@@ -43,12 +47,20 @@ class Scoreboard:
     def read(self, slot: int) -> dict[str, float]:
         return dict(zip(FIELDS, _SLOT.unpack_from(self._mm, self._offset(slot)), strict=True))
 
-    def free_slot(self, used: set[int]) -> int:
-        """A slot no live process uses, preferring the one that last held ``wid``."""
-        for slot in range(1, self.slots + 1):
-            if slot not in used:
+    def free_slot(self, used: set[int], wid: int = 0) -> int:
+        """A slot no live process uses, preferring the one that last held ``wid`` (so a
+        worker id keeps its cumulative counters across respawns)."""
+        free = [slot for slot in range(1, self.slots + 1) if slot not in used]
+        if not free:
+            raise IndexError("no free scoreboard slot")
+        wid_field = FIELDS.index("wid")
+        for slot in free:
+            if struct.unpack_from("<Q", self._mm, self._offset(slot) + 8 * wid_field)[0] == wid:
                 return slot
-        raise IndexError("no free scoreboard slot")
+        for slot in free:  # never used yet
+            if struct.unpack_from("<Q", self._mm, self._offset(slot) + 8 * wid_field)[0] == 0:
+                return slot
+        return free[0]
 
     def spawned(self, slot: int, wid: int, pid: int) -> None:
         """The master forked ``pid`` as worker ``wid`` into ``slot``. Cumulative counters
@@ -75,16 +87,15 @@ class Scoreboard:
         struct.pack_into("<d", self._mm, self._offset(slot) + 8 * _BUSY, since)
 
     def finished(self, slot: int, tx: int, exception: bool) -> int:
-        """Count one request of this worker; returns its requests since it was spawned."""
+        """Count one request of this worker; returns its requests since it was spawned.
+
+        Only the four counters are rewritten: the master writes other fields of the slot.
+        """
         off = self._offset(slot)
         with self._lock:
-            v = list(_SLOT.unpack_from(self._mm, off))
-            v[0] += 1
-            v[1] += 1
-            v[2] += exception
-            v[3] += tx
-            _SLOT.pack_into(self._mm, off, *v)
-        return v[1]
+            req, delta, exc, total = _COUNTERS.unpack_from(self._mm, off)
+            _COUNTERS.pack_into(self._mm, off, req + 1, delta + 1, exc + exception, total + tx)
+        return delta + 1
 
     def total_requests(self) -> int:
         mm = self._mm

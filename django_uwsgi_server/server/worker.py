@@ -96,6 +96,8 @@ class Worker:
         self.as_limit = (cfg.reload_on_as or 0) << 20
         self.harakiri = cfg.harakiri or 0
         self.in_flight: dict[int, float] = {}  # thread ident -> request start (time.time)
+        self._flight_lock = threading.Lock()
+        self._interrupted: set[int] = set()  # pool threads sent a Harakiri
         self.stop_requested = False
         self.idle: dict[int, Connection] = {}  # registered, waiting for bytes
         self.ready: list[Connection] = []  # a complete request is already buffered
@@ -142,9 +144,7 @@ class Worker:
                 for t in pool:
                     t.join()
                 while not self._returned.empty():
-                    conn = self._returned.get()
-                    self.idle[conn.fd] = conn
-                    self.poller.register(conn.fd, conn)
+                    self._park(self._returned.get())
             self._wind_down()
         return self.exit_code
 
@@ -191,9 +191,10 @@ class Worker:
 
     # -- per request (called by the handler) ---------------------------------------------
     def request_begins(self, start: float) -> None:
-        self.in_flight[threading.get_ident()] = start
-        if self.scoreboard is not None:
-            self.scoreboard.busy(self.slot, min(self.in_flight.values()))
+        with self._flight_lock:
+            self.in_flight[threading.get_ident()] = start
+            if self.scoreboard is not None:
+                self.scoreboard.busy(self.slot, min(self.in_flight.values()))
         self.served += 1
         # Decided before the response is sent, so that it says Connection: close and no
         # keep-alive client races a closing socket.
@@ -207,9 +208,14 @@ class Worker:
                 self.recycle(f"reload-on-as: {vsz >> 20} MB")
 
     def request_ends(self) -> None:
-        self.in_flight.pop(threading.get_ident(), None)
-        if self.scoreboard is not None:
-            self.scoreboard.busy(self.slot, min(self.in_flight.values(), default=0.0))
+        ident = threading.get_ident()
+        with self._flight_lock:
+            self.in_flight.pop(ident, None)
+            if self.scoreboard is not None:
+                self.scoreboard.busy(self.slot, min(self.in_flight.values(), default=0.0))
+            if ident in self._interrupted:  # the request ended first: cancel the pending raise
+                self._interrupted.discard(ident)
+                _raise_in_thread(ident, None)
 
     def _old_enough(self) -> bool:
         return time.monotonic() - self.started >= self.min_lifetime
@@ -217,6 +223,8 @@ class Worker:
     def _harakiri(self, signum: int, frame: Any) -> None:
         """The master says a request ran past harakiri: interrupt it where it is stuck, so
         its traceback is logged, the client gets a 504 and close() still runs."""
+        if not self.harakiri:
+            return  # a stray SIGUSR2 (e.g. sent to the whole cgroup) interrupts nothing
         now = time.time()
         main = threading.main_thread().ident
         for ident, start in list(self.in_flight.items()):
@@ -225,7 +233,13 @@ class Worker:
             self.recycle("harakiri")
             if ident == main:
                 raise Harakiri(self.harakiri)
-            _raise_in_thread(ident, Harakiri)
+            if self._flight_lock.acquire(blocking=False):  # never wait in a signal handler
+                try:
+                    if ident in self.in_flight:
+                        self._interrupted.add(ident)
+                        _raise_in_thread(ident, Harakiri)
+                finally:
+                    self._flight_lock.release()
 
     def _graceful(self, signum: int, frame: Any) -> None:
         self.stop_requested = True
@@ -479,9 +493,11 @@ def _memory() -> tuple[int, int]:
         return info.rss, info.vms
 
 
-def _raise_in_thread(ident: int, exc: type[BaseException]) -> None:
+def _raise_in_thread(ident: int, exc: type[BaseException] | None) -> None:
     """Raise ``exc`` in another thread at its next bytecode (a thread blocked in a system
-    call only sees it when the call returns; the master's SIGKILL covers that case)."""
+    call only sees it when the call returns; the master's SIGKILL covers that case).
+    ``None`` cancels a raise that has not happened yet."""
     import ctypes
 
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None)

@@ -344,3 +344,36 @@ def test_reload_after_chdir(start_server, app_dir):
     os.kill(server.pid, signal.SIGHUP)
     wait_for(lambda: "reload complete" in server.stderr(), 20, "the reload")
     assert requests.get(server.url + "/").text.startswith("2 ")
+
+
+def test_reload_with_broken_settings_keeps_serving(start_server, tmp_path):
+    extra = tmp_path / "dus_extra.py"
+    extra.write_text("OK = True\n")
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2"],
+                          env={"TEST_SETTINGS_EXTRA": "dus_extra", "PYTHONPATH": str(tmp_path)})
+    before = server.worker_pids()
+    extra.write_text("raise RuntimeError('settings broken on purpose')\n")
+    os.kill(server.pid, signal.SIGHUP)
+    wait_for(lambda: "reload failed" in server.stderr(), 30, "the failed reload")
+    assert "settings broken on purpose" in server.stderr()
+    assert server.worker_pids() == before
+    assert requests.get(server.url + "/hello").text == "hello world"
+    extra.write_text("OK = True\n")
+    os.kill(server.pid, signal.SIGHUP)
+    wait_for(lambda: "reload complete" in server.stderr(), 30, "the fixed reload")
+    wait_for(lambda: not set(before) & set(server.worker_pids()), 10, "new workers")
+
+
+def test_lazy_reload_with_broken_code_keeps_serving(start_server, app_dir):
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2", "--lazy-apps",
+                           "--wsgi-file", str(app_dir / "app.py"), "--pythonpath", str(app_dir),
+                           "--skip-checks"])
+    (app_dir / "dus_version.py").write_text("raise ImportError('broken on purpose')\n")
+    os.kill(server.pid, signal.SIGHUP)
+    wait_for(lambda: "reload failed" in server.stderr(), 20, "the failed reload")
+    # Both new workers fail; the second failure must not be taken for a failed start.
+    wait_for(lambda: server.stderr().count("could not load the application") == 2, 10,
+             "both new workers' failures")
+    wait_for(lambda: len(server.worker_pids()) == 2, 5, "only the old workers")
+    assert server.proc.poll() is None
+    assert requests.get(server.url + "/").text.startswith("1 ")

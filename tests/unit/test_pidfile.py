@@ -284,8 +284,8 @@ def test_permission_denied(tmp_path, procs, monkeypatch):
 def test_signal_sent_without_waiting(tmp_path, procs):
     master = fake_master(procs)
     line = control.run("stop", pidfile=write(tmp_path / "p", str(master.pid)), wait=False)
-    assert line == f"sent SIGTERM (graceful stop) to the runuwsgi master (pid {master.pid})"
-    assert master.wait(10) == -signal.SIGTERM
+    assert line == f"sent SIGINT (graceful stop) to the runuwsgi master (pid {master.pid})"
+    assert master.wait(10) == -signal.SIGINT
 
 
 def test_wait_gone_and_reloaded_time_out(procs):

@@ -66,6 +66,16 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if cfg.reload or cfg.stop:  # uWSGI's client commands: signal a server, exit
             return self._control(cfg)
+        if reexec.is_probe():  # a reload's check that the new code loads
+            try:
+                prepare_environment(cfg)
+                if not cfg.lazy_apps:
+                    load_app(cfg)
+            except AppLoadError as exc:
+                if exc.__cause__ is not None:
+                    traceback.print_exception(exc.__cause__, file=sys.stderr)
+                raise CommandError(f"reload check: {exc}") from None
+            return None
         again = reexec.is_reexec()  # a graceful reload re-executed the master
         # Pidfile paths are taken from where the command was started (before chdir).
         pidfiles = [os.path.abspath(p) if p else None for p in (cfg.pidfile, cfg.pidfile2)]

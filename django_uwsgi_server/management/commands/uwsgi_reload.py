@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--chain", action="store_true",
                             help="Chain reload: one worker at a time (needs the master FIFO).")
         parser.add_argument("--stop", action="store_true",
-                            help="Stop the server gracefully (SIGTERM) and wait until it is gone.")
+                            help="Stop the server gracefully (SIGINT) and wait until it is gone.")
         parser.add_argument("--brutal", action="store_true",
                             help="With --stop: stop at once (SIGQUIT). Alone: brutal reload, "
                                  "in-flight requests are dropped (needs the master FIFO).")

@@ -18,3 +18,6 @@ USE_TZ = True
 LOGGING_CONFIG = None
 # Tests pass their own options through the environment, as JSON, to check settings.UWSGI.
 UWSGI = __import__("json").loads(os.environ.get("TEST_UWSGI_SETTINGS", "{}"))
+# Tests break the settings on purpose (a reload must survive it): an extra module to import.
+if os.environ.get("TEST_SETTINGS_EXTRA"):
+    __import__(os.environ["TEST_SETTINGS_EXTRA"])
