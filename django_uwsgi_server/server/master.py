@@ -81,6 +81,8 @@ class Master:
         self.queued: list[bool] = []  # reloads asked for meanwhile (chain?)
         self.no_app = app_failed  # a re-exec whose new code failed to import
         self.probe: tuple[int, bool] | None = None  # (pid, chain) of the new-code check
+        # need-app stops the server only if no worker ever loaded the app.
+        self.served_once = False
         self._respawns: list[float] = []
         self._hold_spawn_until = 0.0
         self._last_rss_check = 0.0
@@ -98,6 +100,7 @@ class Master:
             # SIGTTIN/SIGTTOU changes survive the reload.
             self.target = state.get("target", self.target)
             self._inherited_chain = bool(state.get("chain"))
+            self.served_once = True
         else:
             self.scoreboard = Scoreboard(slots)
             self._inherited_chain = None
@@ -407,6 +410,7 @@ class Master:
                 continue
             if value > 0:
                 proc.ready = True
+                self.served_once = True
                 self.scoreboard.set_field(proc.slot, "accepting", 1)
                 # Its predecessor may stop now: the socket never lacks a server.
                 for other in list(self.procs.values()):
@@ -532,6 +536,13 @@ class Master:
             write_line(f"reload failed: worker {proc.wid} could not load the application; "
                        f"the old workers keep serving")
             self._abandon_reload()
+            return
+        if self.served_once:
+            # Serving already: the code on disk broke under a lazy worker. Keep the others
+            # serving and retry, rather than stop a live server.
+            write_line(f"worker {proc.wid} (pid: {proc.pid}) could not load the application; "
+                       f"retrying in 1 second")
+            self._hold_spawn_until = time.monotonic() + 1.0
             return
         write_line(f"worker {proc.wid} (pid: {proc.pid}) could not load the application; "
                    f"stopping (need-app)")
