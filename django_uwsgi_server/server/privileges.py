@@ -83,6 +83,10 @@ def resolve(uid: str | None, gid: str | None) -> Identity | None:
         new_gid = lookup_group(gid)
     elif entry is not None:
         new_gid = entry.pw_gid
+    else:
+        # A numeric uid that no passwd entry names: without gid the workers would keep
+        # root's group and supplementary groups.
+        raise PrivilegeError(f"uid {uid} is not in the user database: also set gid")
     groups: tuple[int, ...] | None = None
     if new_gid is not None:
         if entry is not None:
