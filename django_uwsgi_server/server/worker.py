@@ -88,6 +88,8 @@ class Worker:
         self.exit_code = 0
         self.started = time.monotonic()
         self.served = 0
+        self._served_at_sweep = 0
+        self._quiet_sweeps = 0
         # uWSGI: worker N recycles at max-requests + (N - 1) * max-requests-delta.
         self.max_requests = (cfg.max_requests + (worker_id - 1) * cfg.max_requests_delta
                              if cfg.max_requests else 0)
@@ -355,6 +357,7 @@ class Worker:
         """After serve(): wait for more bytes, or queue a buffered request (pipelining)."""
         if result is not IDLE:
             return
+        _trim(conn)
         if conn.has_request:
             self.ready.append(conn)
         else:
@@ -370,6 +373,7 @@ class Worker:
         if result is IDLE and not conn.has_request:
             if not conn.buf:
                 conn.idle_since = time.monotonic()
+                _trim(conn)
             return
         self._unidle(conn)
         self._park(conn, result)
@@ -379,6 +383,13 @@ class Worker:
         del self.idle[conn.fd]
 
     def _sweep(self, now: float) -> None:
+        if self.served != self._served_at_sweep:
+            self._served_at_sweep = self.served
+            self._quiet_sweeps = 0
+        else:
+            self._quiet_sweeps += 1
+            if self._quiet_sweeps == 2:  # a second without requests: give freed memory back
+                _release_memory()
         if not self._accepting and self._accept_paused_until and \
                 now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
@@ -477,6 +488,24 @@ class Worker:
             conn.sendall(http.error_response(err.status, err.message))
         except OSError:
             pass
+
+
+def _release_memory() -> None:
+    """glibc keeps freed heap pages (request bodies, Django's temporaries) for reuse; an
+    idle worker hands them back to the system, once per quiet spell."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _trim(conn: Connection) -> None:
+    """An idle connection keeps no large buffer (a bytearray keeps its allocation when
+    emptied): thousands of idle keep-alive clients must not each hold an upload's worth."""
+    if not conn.buf and conn.buf.__sizeof__() > 16384:
+        conn.buf = bytearray()
 
 
 def _memory() -> tuple[int, int]:
