@@ -525,6 +525,9 @@ class Master:
         how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         write_line(f"DAMN ! worker {proc.wid} (pid: {pid}) died, {how} :( trying respawn ...")
         now = time.monotonic()
+        if now - proc.since > 1.0:
+            return  # it had been running: replace it at once
+        # A crash loop is fresh workers dying: throttle those, not an OOM killer's victims.
         self._respawns = [t for t in self._respawns if now - t < 1.0] + [now]
         if len(self._respawns) > max(self.target, 2):
             write_line("workers are dying too fast !!! waiting 1 second before respawning "
