@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .connection import ClientGone, Connection
+from .connection import ClientGone, ClientTimeout, Connection
 from .http import ChunkedDecoder
 
 _CHUNK = 65536
@@ -27,12 +27,15 @@ class InputStream:
     Unlike uWSGI, ``read(0)`` returns ``b""`` and ``readline(n)`` honours ``n``.
     """
 
-    __slots__ = ("_conn", "_buf", "_remaining", "_on_first_read")
+    __slots__ = ("_conn", "_buf", "_remaining", "_on_first_read", "stalled")
 
     def __init__(self, conn: Connection, content_length: int | None,
                  on_first_read: Callable[[], None] | None = None) -> None:
         self._conn = conn
         self._on_first_read = on_first_read
+        # The client stopped sending its body for socket-timeout: the handler answers 408
+        # whatever the app made of the error (Django: UnreadablePostError, then a 500).
+        self.stalled = False
         size = content_length or 0
         pending = conn.buf
         if pending and size:
@@ -50,12 +53,19 @@ class InputStream:
         if self._on_first_read is not None:
             callback, self._on_first_read = self._on_first_read, None
             callback()  # "100 Continue", only once the app really wants the body
-        data = self._conn.recv(min(self._remaining, _CHUNK))
+        data = self._recv(min(self._remaining, _CHUNK))
         if not data:
             raise ClientGone("the client closed the connection in the middle of the body")
         self._remaining -= len(data)
         self._buf = self._buf + data if self._buf else data
         return True
+
+    def _recv(self, size: int) -> bytes:
+        try:
+            return self._conn.recv(size)
+        except ClientTimeout:
+            self.stalled = True
+            raise
 
     # -- file API ------------------------------------------------------------------------
     def read(self, size: int | None = -1) -> bytes:
@@ -74,7 +84,7 @@ class InputStream:
             if self._on_first_read is not None:
                 callback, self._on_first_read = self._on_first_read, None
                 callback()
-            data = self._conn.recv(min(self._remaining, size - have, _MAX_RECV))
+            data = self._recv(min(self._remaining, size - have, _MAX_RECV))
             if not data:
                 raise ClientGone("the client closed the connection in the middle of the body")
             self._remaining -= len(data)

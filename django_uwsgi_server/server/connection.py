@@ -25,6 +25,10 @@ class ClientGone(OSError):
     """
 
 
+class ClientTimeout(ClientGone):
+    """The peer sent nothing for socket-timeout seconds (a stalled client)."""
+
+
 class Connection:
     __slots__ = ("sock", "fd", "listener", "buf", "remote_addr", "remote_port", "timeout",
                  "requests", "idle_since", "has_request", "linger", "environ", "_poll")
@@ -55,7 +59,7 @@ class Connection:
         else:
             self._poll.modify(self.fd, events)
         if not self._poll.poll(self.timeout * 1000):
-            raise ClientGone("timed out (socket-timeout)")
+            raise ClientTimeout("timed out (socket-timeout)")
 
     def recv(self, size: int = RECV_SIZE) -> bytes:
         """Bytes from the peer, waiting up to socket-timeout; b"" at EOF."""

@@ -132,8 +132,9 @@ def bind(address: Address, protocol: str, option: str, backlog: int,
     if address.family == socket.AF_UNIX and not address.path.startswith("@"):
         step = "chmod-socket"
         try:
-            if chmod is not None:
-                os.chmod(address.path, chmod)
+            # 0660 unless chmod-socket says otherwise: the group (nginx's, with
+            # chown-socket) may connect, other users may not (uWSGI follows the umask).
+            os.chmod(address.path, 0o660 if chmod is None else chmod)
             step = "chown-socket"
             if chown is not None:
                 os.chown(address.path, *chown)

@@ -448,7 +448,13 @@ class Handler:
         result = None
         try:
             result = self.app(env, ex.start_response)
-            ex.finish(result)
+            if ex.stream is not None and ex.stream.stalled:
+                # The body stalled: answer that, not whatever the app made of the error.
+                ex.keep_alive = False
+                self._reject(ex, ProtocolError(408, "the request body stopped arriving "
+                                                    "(socket-timeout)", "socket-timeout"))
+            else:
+                ex.finish(result)
         except ClientGone:
             ex.keep_alive = False
         except Exception as exc:
@@ -484,6 +490,10 @@ class Handler:
 
     def _app_failed(self, ex: Exchange, exc: Exception) -> None:
         ex.keep_alive = False
+        if ex.stream is not None and ex.stream.stalled:
+            self._reject(ex, ProtocolError(408, "the request body stopped arriving "
+                                                "(socket-timeout)", "socket-timeout"))
+            return
         self.log.exception(ex.req, "the application raised an exception")
         self.log.app_exception()
         if not ex.headers_sent:

@@ -281,3 +281,22 @@ def test_limit_post_answers_413_before_the_app(start_server):
     r = requests.post(server.url + "/upload", data=chunks())
     assert r.status_code == 413
     assert requests.post(server.url + "/upload", data=b"z" * 1000).json()["size"] == 1000
+
+
+def test_stalled_body_is_408_not_500(start_server):
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "1",
+                           "--socket-timeout", "1"])
+    with RawClient("127.0.0.1", server.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        r = c.read_response()
+        assert r.status == 408
+        assert c.is_closed()
+    assert requests.get(server.url + "/hello").text == "hello world"
+
+
+def test_unix_socket_default_mode_is_0660(start_server, tmp_path):
+    import stat
+
+    path = tmp_path / "app.sock"
+    start_server(["--socket", str(path), "--http-socket", "127.0.0.1:0", "--processes", "1"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
