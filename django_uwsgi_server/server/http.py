@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes
 
 from .request import ProtocolError, Request
 
-__all__ = ["STATUS_REASONS", "ChunkedDecoder", "error_response", "parse_head"]
+__all__ = ["MAX_FIELDS", "STATUS_REASONS", "ChunkedDecoder", "error_response", "parse_head"]
 
 HTTP11 = "HTTP/1.1"
 HTTP10 = "HTTP/1.0"
@@ -64,6 +64,11 @@ _HOST_RE = re.compile(
 # RFC 9112 §3.2.2 absolute-form; the target already has no "#" and no whitespace.
 _ABSOLUTE_RE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*)://([^/?]*)([^?]*)(?:\?(.*))?")
 _CONTENT_LENGTH_RE = re.compile(r"[0-9]{1,18}")  # 18 digits: no int() of a 10 kB number
+
+# Header field lines per request head: buffer-size bounds their bytes, this their number
+# (each becomes an environ key Django copies; repeats are joined). The uwsgi parser's
+# MAX_VARS is the same bound for what nginx forwards.
+MAX_FIELDS = 1024
 
 # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line
 # (clients that send a stray CRLF after a POST body); more than a few is not a client bug.
@@ -183,6 +188,9 @@ def parse_head(buf: bytes | bytearray, limit: int) -> tuple[Request, int] | None
         parts = _FIELD_SPLIT_RE.split(block)
         if any(parts[::4]):
             raise _bad_field(block)
+        if len(parts) > 4 * MAX_FIELDS + 1:
+            # RFC 6585 §5: 431 for a header section too large, in size or in number.
+            raise ProtocolError(431, f"more than {MAX_FIELDS} header fields")
         keys = _KEYS
         for name, value in zip(parts[1::4], parts[3::4], strict=True):
             key = keys.get(name)

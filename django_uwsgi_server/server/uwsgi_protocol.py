@@ -9,6 +9,7 @@ Wire format and the acceptance rules we copy from uWSGI: /work/shared/reference/
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_to_bytes
@@ -27,6 +28,7 @@ _MODIFIERS = (0, 30)
 _MODIFIER_MANAGE_PATH_INFO = 30
 
 _HEADER = struct.Struct("<BHB")
+_VERSION_RE = re.compile(r"HTTP/[0-9]\.[0-9]")  # nginx's $server_protocol: HTTP/1.0 ... 3.0
 _U16 = struct.Struct("<H").unpack_from
 _MAX_BLOCK = 0xFFFF
 
@@ -179,6 +181,10 @@ def _finish(environ: dict[str, str], block: bytes, modifier1: int, datasize: int
         environ["QUERY_STRING"] = uri.partition("?")[2].partition("#")[0]
     environ.setdefault("SCRIPT_NAME", "")
     version = environ.setdefault("SERVER_PROTOCOL", "HTTP/1.0")
+    if _VERSION_RE.fullmatch(version) is None:
+        # The response's status line starts with it: a value with CR/LF would let the peer
+        # write headers of its own (response splitting). The app still sees the raw var.
+        version = "HTTP/1.0"
 
     if modifier1 == _MODIFIER_MANAGE_PATH_INFO:
         _strip_script_name(environ)

@@ -451,6 +451,11 @@ class Worker:
                 conn.close()
                 return None
             except ClientGone:
+                if conn.buf and conn.listener.protocol != HTTP:
+                    # From nginx this is a broken upstream connection: say so.
+                    write_line(f"worker {self.worker_id}: {conn.remote_addr or 'unix'}: the "
+                               f"peer closed in the middle of a uwsgi packet "
+                               f"({len(conn.buf)} bytes received)")
                 conn.close()
                 return None
             req, used = parsed

@@ -128,8 +128,13 @@ class Exchange:
                 self.handler.warn_hop_by_hop(name)
                 continue
             clean.append((name, value))
+        code = int(status[:3])
+        if has_cl and (code < 200 or code == 204):
+            # RFC 9110 §8.6: never a Content-Length on 1xx and 204.
+            clean = [(n, v) for n, v in clean if n.lower() != "content-length"]
+            has_cl = False
         self.status = status
-        self.code = int(status[:3])
+        self.code = code
         self.headers = clean
         self.has_cl = has_cl
         self.own_date = own_date
@@ -405,8 +410,13 @@ class Handler:
             env["REMOTE_ADDR"] = conn.remote_addr
             env["REMOTE_PORT"] = conn.remote_port
         else:
+            # The peer's vars win for the CGI part (nginx's SERVER_NAME, SCRIPT_NAME...),
+            # never for the wsgi.* keys, which are ours.
             for key, value in static.items():
-                env.setdefault(key, value)
+                if key.startswith("wsgi."):
+                    env[key] = value
+                else:
+                    env.setdefault(key, value)
             if "REMOTE_ADDR" not in env:
                 env["REMOTE_ADDR"] = conn.remote_addr
                 env["REMOTE_PORT"] = conn.remote_port

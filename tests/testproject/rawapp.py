@@ -81,6 +81,48 @@ def app(environ, start_response):
     if path == "/head-cl":
         start_response("200 OK", [("Content-Length", "1000")])
         return Body(path, [b"" if environ["REQUEST_METHOD"] == "HEAD" else b"x" * 1000])
+    # -- hardening (tests/e2e/test_hardening.py) --------------------------------------
+    if path == "/bad-header-crlf":
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("X-Bad", "a\r\nX-Injected: evil")])
+        return Body(path, [b"never sent"])
+    if path == "/bad-header-lf":
+        start_response("200 OK", [("X-Bad", "a\nSet-Cookie: evil=1")])
+        return Body(path, [b"never sent"])
+    if path == "/bad-status":
+        start_response("200 OK\r\nX-Injected: evil", [("Content-Type", "text/plain")])
+        return Body(path, [b"never sent"])
+    if path == "/hop-many":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "close"),
+                                  ("Keep-Alive", "timeout=99"), ("Transfer-Encoding", "chunked"),
+                                  ("Upgrade", "websocket"), ("Content-Length", "2")])
+        return Body(path, [b"ok"])
+    if path == "/stream-body":
+        # No Content-Length, several chunks, whatever the method: HEAD must drop them all.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body(path, [b"first ", b"second ", b"third"])
+    if path == "/no-content-stream":
+        start_response("204 No Content", [("X-Kind", "stream")])
+        return Body(path, [b"body ", b"that must ", b"not be sent"])
+    if path == "/not-modified":
+        start_response("304 Not Modified", [("ETag", '"v1"')])
+        return Body(path, [b"stale ", b"body"])
+    if path == "/not-modified-whole":
+        start_response("304 Not Modified", [("ETag", '"v1"')])
+        return [b"stale body"]
+    if path == "/no-content-cl":
+        start_response("204 No Content", [("Content-Length", "5")])
+        return Body(path, [b"hello"])
+    if path == "/exc-info-cl":
+        start_response("200 OK", [("Content-Type", "application/json"), ("X-First", "1"),
+                                  ("Content-Length", "999"), ("Set-Cookie", "first=1")])
+        try:
+            raise ValueError("replaced")
+        except ValueError:
+            import sys
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")],
+                           sys.exc_info())
+        return Body(path, [b"error page"])
     if path == "/generator":
         def gen():
             start_response("200 OK", [("Content-Type", "text/plain")])

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from django_uwsgi_server.server.http import (
+    MAX_FIELDS,
     STATUS_REASONS,
     ChunkedDecoder,
     error_response,
@@ -563,6 +564,18 @@ def test_many_valid_headers() -> None:
     raw = get(b"/", *[b"X-H%d: v%d" % (i, i) for i in range(500)])
     env = parse(raw, len(raw)).environ
     assert env["HTTP_X_H499"] == "v499"
+
+
+def test_too_many_header_fields_is_431() -> None:
+    # Fields, not bytes: buffer-size alone lets a 1 MB head carry 250,000 of them.
+    fits = get(b"/", *[b"h%d:" % i for i in range(MAX_FIELDS - 1)])  # + Host
+    assert parse(fits, len(fits)).environ["HTTP_H1022"] == ""
+    over = get(b"/", *[b"h%d:" % i for i in range(MAX_FIELDS)])
+    assert status_of(over, len(over)) == 431
+    repeated = get(b"/", *[b"A: b"] * MAX_FIELDS)
+    assert status_of(repeated, len(repeated)) == 431
+    # A bad line is still named as such, whatever the count.
+    assert status_of(get(b"/", *[b"A: b"] * MAX_FIELDS, b"bad line"), 1 << 20) == 400
 
 
 # -- chunked bodies ----------------------------------------------------------------------

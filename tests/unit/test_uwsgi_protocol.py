@@ -358,6 +358,22 @@ def test_defaults_filled() -> None:
     assert request.version == "HTTP/1.0"
 
 
+@pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3.0"])
+def test_server_protocol_is_the_response_version(version: str) -> None:
+    assert parse(env(("SERVER_PROTOCOL", version))).version == version
+
+
+@pytest.mark.parametrize(
+    "value", ["HTTP/1.1\r\nX-Injected: 1", "HTTP/1.1 200 OK\r\n", "", "HTTP/1.1\n", "junk"]
+)
+def test_unsafe_server_protocol_never_reaches_the_status_line(value: str) -> None:
+    # The worker writes req.version at the start of the response: CR/LF there would let the
+    # peer split the response. The app still sees the var as sent.
+    request = parse(env(("SERVER_PROTOCOL", value)))
+    assert request.version == "HTTP/1.0"
+    assert request.environ["SERVER_PROTOCOL"] == value
+
+
 @pytest.mark.parametrize(
     ("uri", "path", "query"),
     [
