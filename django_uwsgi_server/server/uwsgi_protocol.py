@@ -167,12 +167,13 @@ def _finish(environ: dict[str, str], block: bytes, modifier1: int, datasize: int
             # nginx sends the param even without a body; "" means "no body", and Django
             # prefers an absent key to one int() cannot parse.
             del environ["CONTENT_LENGTH"]
-        elif raw_length.isascii() and raw_length.isdigit():
-            content_length = int(raw_length)
+        elif raw_length.isascii() and raw_length.isdigit() and len(raw_length) <= 18:
+            content_length = int(raw_length)  # (18 digits: int() refuses > 4300, and the
+            # http parser draws the same line)
         else:
             # uWSGI would take the leading digits ("12abc" -> 12); a body length we have to
             # guess at is how request smuggling starts.
-            raise _bad(f"invalid CONTENT_LENGTH {raw_length[:40]!r}")
+            raise _bad(f"invalid CONTENT_LENGTH {ascii(raw_length[:40])}")
 
     if "PATH_INFO" not in environ:
         environ["PATH_INFO"] = _path_from_uri(environ.get("REQUEST_URI", ""))
@@ -222,7 +223,7 @@ def _path_from_uri(uri: str) -> str:
         rest = path.partition("://")[2]
         slash = rest.find("/")
         path = rest[slash:] if slash >= 0 else "/"
-    return unquote_to_bytes(path).decode("latin-1")
+    return unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
 
 
 def _strip_script_name(environ: dict[str, str]) -> None:
