@@ -1,6 +1,6 @@
 import pytest
 
-from tests.server import Server
+from tests.server import Server, stop_all
 
 
 @pytest.fixture
@@ -18,13 +18,7 @@ def start_server(tmp_path):
         return server
 
     yield start
-    errors = []
-    for server in started:
-        try:
-            server.stop()
-        except AssertionError as exc:
-            errors.append(str(exc))
-    assert not errors, errors
+    stop_all(started)
 
 
 from tests.nginx import nginx_factory  # noqa: E402,F401  (the fixture, for every test)

@@ -150,6 +150,17 @@ class Server:
         return False
 
 
+def stop_all(servers: list[Server]) -> None:
+    """Stop every server (a fixture's teardown); fail afterwards if any misbehaved."""
+    errors = []
+    for server in servers:
+        try:
+            server.stop()
+        except AssertionError as exc:
+            errors.append(str(exc))
+    assert not errors, errors
+
+
 def _connects(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):

@@ -21,7 +21,7 @@ import requests
 
 from django_uwsgi_server.server.uwsgi_protocol import build_packet
 from tests.rawhttp import RawClient, Response, get
-from tests.server import Server, wait_for
+from tests.server import Server, stop_all, wait_for
 
 HOST = "127.0.0.1"
 BUFFER_SIZE = 16384
@@ -42,13 +42,7 @@ def module_server(tmp_path_factory):
         return server
 
     yield start
-    errors = []
-    for server in started:
-        try:
-            server.stop()
-        except AssertionError as exc:
-            errors.append(str(exc))
-    assert not errors, errors
+    stop_all(started)
 
 
 @pytest.fixture(scope="module")
