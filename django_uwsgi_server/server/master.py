@@ -81,6 +81,7 @@ class Master:
         self.queued: list[bool] = []  # reloads asked for meanwhile (chain?)
         self.no_app = app_failed  # a re-exec whose new code failed to import
         self.probe: tuple[int, bool] | None = None  # (pid, chain) of the new-code check
+        self._probe_since = 0.0
         # need-app stops the server only if no worker ever loaded the app.
         self.served_once = False
         self._respawns: list[float] = []
@@ -281,6 +282,7 @@ class Master:
             write_line(f"{kind}: checking that the new code loads (the workers keep serving)")
             try:
                 self.probe = (reexec.probe(), chain)
+                self._probe_since = time.monotonic()
             except Exception as exc:
                 write_line(f"reload failed: could not start the check ({exc})")
             return
@@ -327,6 +329,11 @@ class Master:
         self._spawn_missing()
 
     def _check_reload(self, now: float) -> None:
+        if self.probe is not None and now - self._probe_since > self.stop_mercy:
+            write_line(f"reload failed: the check of the new code did not finish within "
+                       f"{self.stop_mercy:g} s; killed it")
+            self._signal(self.probe[0], signal.SIGKILL)  # reaped as a failed check
+            self._probe_since = now + 3600
         rel = self.reload
         if rel is None:
             self._next_queued()
