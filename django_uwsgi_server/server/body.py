@@ -50,22 +50,24 @@ class InputStream:
         """Receive more body bytes into the buffer; False at the end of the body."""
         if self._remaining <= 0:
             return False
-        if self._on_first_read is not None:
-            callback, self._on_first_read = self._on_first_read, None
-            callback()  # "100 Continue", only once the app really wants the body
-        data = self._recv(min(self._remaining, _CHUNK))
-        if not data:
-            raise ClientGone("the client closed the connection in the middle of the body")
-        self._remaining -= len(data)
+        data = self._receive(min(self._remaining, _CHUNK))
         self._buf = self._buf + data if self._buf else data
         return True
 
-    def _recv(self, size: int) -> bytes:
+    def _receive(self, size: int) -> bytes:
+        """Up to ``size`` more bytes of the body from the socket (never past its end)."""
+        if self._on_first_read is not None:
+            callback, self._on_first_read = self._on_first_read, None
+            callback()  # "100 Continue", only once the app really wants the body
         try:
-            return self._conn.recv(size)
+            data = self._conn.recv(size)
         except ClientTimeout:
             self.stalled = True
             raise
+        if not data:
+            raise ClientGone("the client closed the connection in the middle of the body")
+        self._remaining -= len(data)
+        return data
 
     # -- file API ------------------------------------------------------------------------
     def read(self, size: int | None = -1) -> bytes:
@@ -81,13 +83,7 @@ class InputStream:
         have = len(buf)
         self._buf = b""
         while have < size and self._remaining > 0:
-            if self._on_first_read is not None:
-                callback, self._on_first_read = self._on_first_read, None
-                callback()
-            data = self._recv(min(self._remaining, size - have, _MAX_RECV))
-            if not data:
-                raise ClientGone("the client closed the connection in the middle of the body")
-            self._remaining -= len(data)
+            data = self._receive(min(self._remaining, size - have, _MAX_RECV))
             have += len(data)
             parts.append(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -357,12 +357,10 @@ class Worker:
         """After serve(): wait for more bytes, or queue a buffered request (pipelining)."""
         if result is not IDLE:
             return
-        _trim(conn)
         if conn.has_request:
             self.ready.append(conn)
         else:
-            if not conn.buf:
-                conn.idle_since = time.monotonic()
+            _went_quiet(conn)
             self.idle[conn.fd] = conn
             self.poller.register(conn.fd, conn)
 
@@ -371,9 +369,7 @@ class Worker:
         two epoll_ctl calls fewer per keep-alive request."""
         result = self.serve(conn)
         if result is IDLE and not conn.has_request:
-            if not conn.buf:
-                conn.idle_since = time.monotonic()
-                _trim(conn)
+            _went_quiet(conn)
             return
         self._unidle(conn)
         self._park(conn, result)
@@ -506,11 +502,15 @@ def _release_memory() -> None:
         pass
 
 
-def _trim(conn: Connection) -> None:
-    """An idle connection keeps no large buffer (a bytearray keeps its allocation when
-    emptied): thousands of idle keep-alive clients must not each hold an upload's worth."""
-    if not conn.buf and conn.buf.__sizeof__() > 16384:
-        conn.buf = bytearray()
+def _went_quiet(conn: Connection) -> None:
+    """Nothing buffered: the wait for the next request starts (keep-alive clock), and the
+    connection keeps no large buffer (a bytearray keeps its allocation when emptied;
+    thousands of idle keep-alive clients must not each hold an upload's worth). A partial
+    head keeps its clock: the head has socket-timeout in all."""
+    if not conn.buf:
+        conn.idle_since = time.monotonic()
+        if conn.buf.__sizeof__() > 16384:
+            conn.buf = bytearray()
 
 
 def _memory() -> tuple[int, int]:
