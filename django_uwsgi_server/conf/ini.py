@@ -20,12 +20,11 @@ import re
 import socket
 from collections.abc import Callable
 
-from .registry import ConfigError, normalize
+from .registry import ConfigError
 
 DEFAULT_SECTION = "uwsgi"
 
 _MAGIC_RE = re.compile(r"%(?:\((?P<ref>[^)]*)\)|(?P<ch>.))|\$\((?P<env>[^)]*)\)", re.DOTALL)
-_REF_RE = re.compile(r"%\(([^)]*)\)")
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -96,11 +95,6 @@ def magic_table(path: str, section: str) -> dict[str, str]:
     except (ImportError, KeyError):  # no such user in a container, or not POSIX
         pass
     return table
-
-
-def references(entries: list[tuple[int, str, str]]) -> set[str]:
-    """Normalized names used as ``%(name)`` anywhere in these entries."""
-    return {normalize(m) for _, _, value in entries for m in _REF_RE.findall(value)}
 
 
 def substitute(

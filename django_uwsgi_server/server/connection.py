@@ -71,12 +71,6 @@ class Connection:
             except OSError as exc:  # reset, unreachable, timed out: the client is gone
                 raise ClientGone(str(exc)) from None
 
-    def fill(self) -> int:
-        """Append what the peer sends next to ``buf``; 0 at EOF."""
-        data = self.recv()
-        self.buf += data
-        return len(data)
-
     def sendall(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:

@@ -18,9 +18,6 @@ from typing import Any
 
 from .request import ProtocolError, Request
 
-# Apache "combined", documented as a ready-made log-format.
-COMBINED = ('%(addr) - %(user) [%(ltime)] "%(method) %(uri) %(proto)" %(status) %(size) '
-            '"%(referer)" "%(uagent)"')
 _VAR = re.compile(r"%\((var\.[A-Za-z0-9_.-]+|[a-zA-Z]+)\)")
 
 
@@ -55,7 +52,6 @@ class RequestLog:
         self.scoreboard = scoreboard
         self.enabled = enabled
         self.x_forwarded_for = x_forwarded_for
-        self.app_exceptions = 0
         self._exception = threading.local()
         self._template = self._compile(log_format) if log_format else None
 
@@ -111,62 +107,79 @@ class RequestLog:
                 return forwarded
         return env.get("REMOTE_ADDR", "")
 
-    @staticmethod
-    def _compile(template: str) -> list[tuple[str, str]]:
-        parts: list[tuple[str, str]] = []
+    def _compile(self, template: str) -> list[tuple[str, Callable[[_Line], Any] | None]]:
+        """The template as (text, getter) pairs, resolved once rather than per request."""
+        parts: list[tuple[str, Callable[[_Line], Any] | None]] = []
         pos = 0
         for m in _VAR.finditer(template):
-            parts.append((template[pos:m.start()], m.group(1)))
+            name = m.group(1)
+            if name.startswith("var."):
+                key = name[4:]
+                getter: Callable[[_Line], Any] = lambda line, key=key: line.env.get(key, "")  # noqa: E731
+            else:
+                getter = _GETTERS.get(name, _unknown)
+            parts.append((template[pos:m.start()], getter))
             pos = m.end()
-        parts.append((template[pos:], ""))
+        parts.append((template[pos:], None))
         return parts
 
     def _render(self, conn: Any, req: Request, ex: Any, env: dict[str, Any], start: float,
                 end: float) -> str:
-        duration = end - start
-        getters: dict[str, Callable[[], Any]] = {
-            "uri": lambda: env.get("REQUEST_URI", ""),
-            "method": lambda: env.get("REQUEST_METHOD", ""),
-            "user": lambda: env.get("REMOTE_USER", ""),
-            "addr": lambda: self._addr(env),
-            "host": lambda: env.get("HTTP_HOST") or env.get("SERVER_NAME", ""),
-            "proto": lambda: env.get("SERVER_PROTOCOL", ""),
-            "uagent": lambda: env.get("HTTP_USER_AGENT", ""),
-            "referer": lambda: env.get("HTTP_REFERER", ""),
-            "status": lambda: ex.code,
-            "size": lambda: ex.sent,
-            "rsize": lambda: ex.sent,
-            "hsize": lambda: ex.head_bytes,
-            "cl": lambda: env.get("CONTENT_LENGTH", ""),
-            "micros": lambda: int(duration * 1_000_000),
-            "msecs": lambda: int(duration * 1000),
-            "secs": lambda: f"{duration:.6f}",
-            "time": lambda: int(start),
-            "epoch": lambda: int(end),
-            "ltime": lambda: time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(start)),
-            "ctime": lambda: time.ctime(start),
-            "pid": lambda: self.pid,
-            "wid": lambda: self.worker_id,
-            "core": core_id,
-            "switches": lambda: ex.switches,
-            "vars": lambda: _vars(env)[0] * 2,
-            "pktsize": lambda: req.head_size,
-            "modifier1": lambda: 0,
-            "modifier2": lambda: 0,
-            "headers": lambda: ex.header_count,
-        }
+        line = _Line(self, req, ex, env, start, end)
         out = []
-        for text, name in self._template or ():
+        for text, getter in self._template or ():
             out.append(text)
-            if not name:
-                continue
-            if name.startswith("var."):
-                value = env.get(name[4:], "")
-            else:
-                getter = getters.get(name)
-                value = getter() if getter is not None else ""
-            out.append(str(value) if value not in ("", None) else "-")
+            if getter is not None:
+                value = getter(line)
+                out.append(str(value) if value not in ("", None) else "-")
         return "".join(out)
+
+
+class _Line:
+    """What one request's log line can show (the getters below read it)."""
+
+    __slots__ = ("log", "req", "ex", "env", "start", "end")
+
+    def __init__(self, log: RequestLog, req: Request, ex: Any, env: dict[str, Any],
+                 start: float, end: float) -> None:
+        self.log, self.req, self.ex, self.env, self.start, self.end = log, req, ex, env, start, end
+
+
+def _unknown(line: _Line) -> str:
+    return ""  # uWSGI prints "-" for a variable it does not know
+
+
+_GETTERS: dict[str, Callable[[_Line], Any]] = {
+    "uri": lambda ln: ln.env.get("REQUEST_URI", ""),
+    "method": lambda ln: ln.env.get("REQUEST_METHOD", ""),
+    "user": lambda ln: ln.env.get("REMOTE_USER", ""),
+    "addr": lambda ln: ln.log._addr(ln.env),
+    "host": lambda ln: ln.env.get("HTTP_HOST") or ln.env.get("SERVER_NAME", ""),
+    "proto": lambda ln: ln.env.get("SERVER_PROTOCOL", ""),
+    "uagent": lambda ln: ln.env.get("HTTP_USER_AGENT", ""),
+    "referer": lambda ln: ln.env.get("HTTP_REFERER", ""),
+    "status": lambda ln: ln.ex.code,
+    "size": lambda ln: ln.ex.sent,
+    "rsize": lambda ln: ln.ex.sent,
+    "hsize": lambda ln: ln.ex.head_bytes,
+    "cl": lambda ln: ln.env.get("CONTENT_LENGTH", ""),
+    "micros": lambda ln: int((ln.end - ln.start) * 1_000_000),
+    "msecs": lambda ln: int((ln.end - ln.start) * 1000),
+    "secs": lambda ln: f"{ln.end - ln.start:.6f}",
+    "time": lambda ln: int(ln.start),
+    "epoch": lambda ln: int(ln.end),
+    "ltime": lambda ln: time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(ln.start)),
+    "ctime": lambda ln: time.ctime(ln.start),
+    "pid": lambda ln: ln.log.pid,
+    "wid": lambda ln: ln.log.worker_id,
+    "core": lambda ln: core_id(),
+    "switches": lambda ln: ln.ex.switches,
+    "vars": lambda ln: _vars(ln.env)[0] * 2,
+    "pktsize": lambda ln: ln.req.head_size,
+    "modifier1": lambda ln: 0,
+    "modifier2": lambda ln: 0,
+    "headers": lambda ln: ln.ex.header_count,
+}
 
 
 def redirect_output(path: str) -> None:
