@@ -60,7 +60,7 @@ class Master:
     def __init__(self, cfg: Any, *, make_worker: Callable[[int, int, int], Any],
                  listeners: list[Any], on_ready: Callable[[], None] | None = None,
                  on_exit: Callable[[], None] | None = None, triggers: Any = None,
-                 app_failed: bool = False) -> None:
+                 app_failed: bool = False, hooks: list[Any] | None = None) -> None:
         self.cfg = cfg
         self.target = cfg.processes
         # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
@@ -70,6 +70,7 @@ class Master:
         self.on_ready = on_ready
         self.on_exit = on_exit
         self.triggers = triggers
+        self.hooks = hooks or []  # see hooks.py: titles, sd_notify, the log pipe
         self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
         self.harakiri = cfg.harakiri or 0
         self.pid = os.getpid()
@@ -120,10 +121,13 @@ class Master:
         # A re-exec'd image starts with these blocked (see _reexec): deliver them now.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         reexec.forget()
+        for hook in self.hooks:
+            hook.started(self)
         try:
             if self._inherited_chain is not None:
                 self._continue_reload(self._inherited_chain)
             else:
+                write_line(f"spawned uWSGI master process (pid: {self.pid})")
                 self._spawn_missing()
             if self.on_ready is not None:
                 self.on_ready()
@@ -136,9 +140,11 @@ class Master:
                 os.close(fd)
         if self.triggers is not None:
             self.triggers.close()
+        for hook in self.hooks:
+            hook.close(self)
         if self.on_exit is not None:
             self.on_exit()
-        write_line("goodbye to django-uwsgi-server.")
+        write_line(f"goodbye to django-uwsgi-server (master pid: {self.pid}).")
         return self.exit_code
 
     def _loop(self, wake_r: int) -> None:
@@ -147,6 +153,8 @@ class Master:
             fds = [wake_r, self._report_r]
             if self.triggers is not None:
                 fds += self.triggers.fds()
+            for hook in self.hooks:
+                fds += hook.fds()
             try:
                 select.select(fds, [], [], tick)
             except InterruptedError:
@@ -159,6 +167,8 @@ class Master:
                 for command in self.triggers.check():
                     self.command(command)
             self._reap()
+            for hook in self.hooks:
+                hook.tick(self)
             now = time.monotonic()
             if self.stopping_since is not None:
                 if not self.procs:
@@ -476,6 +486,10 @@ class Master:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         self.procs[pid] = Proc(pid, wid, slot)
         self.scoreboard.set_field(slot, "pid", pid)
+        if self.scoreboard.read(slot)["respawn_count"] > 1:
+            write_line(f"Respawned uWSGI worker {wid} (new pid: {pid})")
+        else:
+            write_line(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {self.cfg.threads})")
 
     def _child(self, wid: int, slot: int) -> None:
         code = 1
@@ -489,6 +503,8 @@ class Master:
             if self.triggers is not None:
                 self.triggers.close()  # in a child this only closes the FIFO fds
             _die_with_parent(self.pid)
+            for hook in self.hooks:
+                hook.child(wid)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
             worker = self.make_worker(wid, slot, self._report_w)
             code = EXIT_APP_FAILED if worker is None else worker.run()
@@ -519,7 +535,13 @@ class Master:
             self._probed(code == 0)
             return
         proc = self.procs.pop(pid, None)
-        if proc is None or self.stopping_since is not None:
+        if proc is None:
+            return
+        if self.stopping_since is not None or proc.state in (RETIRING, OLD) or \
+                code == EXIT_RECYCLED:
+            write_line(f"worker {proc.wid} (pid: {pid}) buried after "
+                       f"{time.monotonic() - proc.since:.0f} seconds")
+        if self.stopping_since is not None:
             return
         self.scoreboard.set_field(proc.slot, "accepting", 0)
         if proc.state in (RETIRING, OLD):
@@ -620,15 +642,25 @@ class Master:
 
     # -- reports -------------------------------------------------------------------------
     def log_summary(self) -> None:
-        lines = [f"master pid {self.pid}: {len(self.procs)} workers, "
-                 f"{self.scoreboard.total_requests()} requests served"]
+        """SIGUSR1: a block of per-worker stats (uWSGI's "*** Starting stats ***")."""
+        wall = time.time()
+        lines = [f"*** stats of master pid {self.pid}: {len(self.procs)} workers, "
+                 f"{self.scoreboard.total_requests()} requests served ***"]
         for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
             info = self.scoreboard.read(proc.slot)
-            lines.append(f"  worker {proc.wid} (pid: {proc.pid}, {proc.state}) "
-                         f"requests={int(info['delta_requests'])} "
-                         f"exceptions={int(info['exceptions'])} "
-                         f"harakiri={int(info['harakiri_count'])} "
-                         f"respawns={int(info['respawn_count']) - 1}")
+            busy = info["busy_since"]
+            status = ("starting" if not proc.ready else
+                      f"busy {wall - busy:.1f}s" if busy else "idle")
+            avg = info.get("avg_rt")  # microseconds, once the scoreboard keeps it
+            lines.append(f"worker {proc.wid} (pid: {proc.pid}) {status} [{proc.state}] "
+                         f"requests: {int(info['delta_requests'])}/{int(info['requests'])} "
+                         f"exceptions: {int(info['exceptions'])} "
+                         f"harakiri: {int(info['harakiri_count'])} "
+                         f"respawns: {int(info['respawn_count']) - 1} "
+                         f"rss: {_rss(proc.pid) / 1048576:.1f} MB "
+                         f"avg: {'-' if avg is None else f'{avg / 1000:.1f} ms'} "
+                         f"running: {wall - info['last_spawn']:.0f}s")
+        lines.append("*** end of stats ***")
         write_line("\n".join(lines))
 
     def log_busy(self) -> None:
@@ -637,6 +669,14 @@ class Master:
             busy = self.scoreboard.read(proc.slot)["busy_since"]
             what = f"busy for {wall - busy:.1f} s" if busy else "idle"
             write_line(f"worker {proc.wid} (pid: {proc.pid}, {proc.state}): {what}")
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _proc_text(pid: int, name: str) -> str:

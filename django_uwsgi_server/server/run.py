@@ -15,11 +15,12 @@ import traceback
 from typing import Any, TextIO
 
 from .. import __version__
-from . import pidfile, privileges
-from .logging import RequestLog, redirect_output, write_line
+from . import hooks, logpipe, pidfile, privileges
+from .logging import RequestLog, redirect_output, set_log_date, write_line
 from .master import Master, rearm_parent_death
 from .reload import is_reexec
 from .sockets import HTTP, UWSGI, BindError, Listener, bind, parse_address, somaxconn
+from .systemd import Activation
 
 # option -> protocol, in the order the banner lists them
 SOCKET_OPTIONS = (("http_socket", HTTP), ("http11_socket", HTTP), ("http", HTTP),
@@ -31,6 +32,9 @@ class ServerError(Exception):
 
 
 def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
+    problem = logpipe.check(cfg)
+    if problem:
+        raise ServerError(problem)
     backlog = cfg.listen
     limit = somaxconn()
     if backlog > limit:
@@ -42,12 +46,18 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except privileges.PrivilegeError as exc:
         raise ServerError(str(exc)) from None
     listeners: list[Listener] = []
+    activation = Activation.from_environment()  # systemd's sockets (LISTEN_FDS), if any
     try:
         for attr, protocol in SOCKET_OPTIONS:
+            option = attr.replace("_", "-")
+            if activation and cfg.origin(option) == "default":
+                continue  # systemd passed the sockets: no default 127.0.0.1:8000
             for text in getattr(cfg, attr) or ():
-                option = attr.replace("_", "-")
-                listeners.append(bind(parse_address(text), protocol, option, backlog,
-                                      cfg.chmod_socket, owner))
+                address = parse_address(text)
+                listeners.append(activation.take(address, protocol, option) or
+                                 bind(address, protocol, option, backlog, cfg.chmod_socket,
+                                      owner))
+        listeners += activation.rest()
     except BindError as exc:
         for listener in listeners:
             listener.sock.close()
@@ -152,6 +162,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
 
     if cfg.logto and not is_reexec():
         redirect_output(cfg.logto)
+    set_log_date(cfg.log_date)
     _close_shared_resources()
     master: Master | None = None
 
@@ -192,7 +203,8 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         triggers = Triggers(touch_reload=cfg.touch_reload, touch_chain_reload=cfg.touch_chain_reload,
                             master_fifos=cfg.master_fifo, log=write_line)
     master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
-                    on_exit=on_exit, triggers=triggers, app_failed=app_failed)
+                    on_exit=on_exit, triggers=triggers, app_failed=app_failed,
+                    hooks=hooks.build(cfg, daemonized=daemon is not None))
     return master.run()
 
 
