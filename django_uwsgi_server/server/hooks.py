@@ -20,6 +20,9 @@ class Hook:
     def tick(self, master: Any) -> None:
         """Once per master loop turn: after a wake-up or at least every second."""
 
+    def reload_starts(self, master: Any) -> None:
+        """A reload begins (before any new worker is forked or the master re-execs)."""
+
     def child(self, wid: int) -> None:
         """In a freshly forked worker, before it loads or serves anything."""
 

@@ -63,7 +63,6 @@ class LogMaster(Hook):
         self.reopen_on_reload = bool(cfg.log_reopen)
         self.maxsize = cfg.log_maxsize or 0
         self.backupname = cfg.log_backupname
-        self._reloading = False
         self.r = self.w = -1
         if cfg.log_master or self.maxsize:
             fds = reexec.carried(_CARRY)
@@ -91,19 +90,21 @@ class LogMaster(Hook):
         os.close(self.r)
         os.close(self.w)
 
+    def reload_starts(self, master: Any) -> None:
+        if not (self.reopen_on_reload and self.path):
+            return
+        self._relay()  # what the workers wrote so far belongs to the old file
+        write_line(f"reopening the log file {self.path} (log-reopen)")
+        try:
+            reopen(self.path)
+        except OSError as exc:
+            write_line(f"log-reopen: cannot open {self.path}: {exc.strerror}; "
+                       f"logging to the old file")
+        else:
+            write_line(f"{self.path} reopened.")
+
     def tick(self, master: Any) -> None:
         self._relay()
-        reloading = master.reload is not None or master.probe is not None
-        if reloading and not self._reloading and self.reopen_on_reload and self.path:
-            write_line(f"reopening the log file {self.path} (log-reopen)")
-            try:
-                reopen(self.path)
-            except OSError as exc:
-                write_line(f"log-reopen: cannot open {self.path}: {exc.strerror}; "
-                           f"logging to the old file")
-            else:
-                write_line(f"{self.path} reopened.")
-        self._reloading = reloading
         if self.maxsize and self.path:
             self._check_size()
 

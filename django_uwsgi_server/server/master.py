@@ -281,6 +281,8 @@ class Master:
             write_line("a reload is already running: this one is queued")
             self.queued.append(chain)
             return
+        for hook in self.hooks:
+            hook.reload_starts(self)
         kind = "chain reload" if chain else "graceful reload"
         if reexec_master:
             if self.probe is not None:

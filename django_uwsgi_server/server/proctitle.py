@@ -6,7 +6,7 @@ uWSGI's options keep their meaning: the title is ``procname-prefix`` (or
 ``procname-prefix-spaced`` and a space) + the name + ``procname-append``, where the name is
 ``procname-master`` for the master, ``procname`` for every process, or (``auto-procname``)
 ``uWSGI master`` / ``uWSGI worker N``. Unlike uWSGI, auto-procname is on by default, and
-without any prefix or append the titles end with ``(runuwsgi PROJECT)``. A title always keeps
+when no procname option is given the titles end with ``(runuwsgi PROJECT)``. A title always keeps
 the word ``runuwsgi``: ``uwsgi_reload`` and ``--reload PIDFILE`` look for it before they
 signal a pid.
 """
@@ -44,7 +44,7 @@ class ProcTitles(Hook):
         else:
             self.prefix = cfg.procname_prefix or ""
         self.append = cfg.procname_append or ""
-        if not self.prefix and not self.append:
+        if not any(getattr(cfg, name) for name in _OPTIONS):
             self.append = f" ({MARKER} {project})"
         auto = cfg.auto_procname
         # None: leave that title alone (auto-procname off and no name given for it).
