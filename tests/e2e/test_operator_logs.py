@@ -8,6 +8,7 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.server import run_command, wait_for
@@ -185,24 +186,24 @@ def test_log_backupname(start_server, tmp_path):
     assert "GET /hello?n=" in backup.read_text()
 
 
-def test_log_reopen_after_the_file_is_moved(start_server, tmp_path):
-    for extra in (["--log-master"], ["--lazy-apps"]):  # through the pipe, and without it
-        log = tmp_path / f"server{len(extra[0])}.log"
-        server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2",
-                               "--logto", str(log), "--log-reopen", *extra])
-        _get(server, "/hello?before=1")
-        wait_for(lambda: "GET /hello?before=1" in log.read_text(), 10, "the request line")
-        moved = log.with_suffix(".log.1")
-        log.rename(moved)  # what logrotate does, then: postrotate kill -HUP
-        os.kill(server.pid, signal.SIGHUP)
-        wait_for(log.exists, 30, "the reopened log file")
-        wait_for(lambda: "reload complete" in log.read_text(), 60, "the reload")
-        _get(server, "/hello?after=1")
-        wait_for(lambda: "GET /hello?after=1" in log.read_text(), 10,
-                 f"a request line ({extra}): {log.read_text()} {moved.read_text()}")
-        assert "GET /hello?before=1" in moved.read_text()
-        assert f"reopening the log file {log}" in moved.read_text()
-        assert "GET /hello?before=1" not in log.read_text()
+@pytest.mark.parametrize("extra", [["--log-master"], ["--lazy-apps"]],
+                         ids=["through-the-pipe", "no-log-master-lazy-apps"])
+def test_log_reopen_after_the_file_is_moved(start_server, tmp_path, extra):
+    log = tmp_path / "server.log"
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2",
+                           "--logto", str(log), "--log-reopen", *extra])
+    _get(server, "/hello?before=1")
+    wait_for(lambda: "GET /hello?before=1" in log.read_text(), 10, "the request line")
+    moved = log.with_suffix(".log.1")
+    log.rename(moved)  # what logrotate does, then: postrotate kill -HUP
+    os.kill(server.pid, signal.SIGHUP)
+    wait_for(log.exists, 30, "the reopened log file")
+    wait_for(lambda: "reload complete" in log.read_text(), 60, "the reload")
+    _get(server, "/hello?after=1")
+    wait_for(lambda: "GET /hello?after=1" in log.read_text(), 10, "a request line")
+    assert "GET /hello?before=1" in moved.read_text()
+    assert f"reopening the log file {log}" in moved.read_text()
+    assert "GET /hello?before=1" not in log.read_text()
 
 
 def test_rotation_needs_a_log_file():
