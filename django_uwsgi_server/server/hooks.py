@@ -23,6 +23,10 @@ class Hook:
     def reload_starts(self, master: Any) -> None:
         """A reload begins (before any new worker is forked or the master re-execs)."""
 
+    def command(self, master: Any, letter: str) -> bool:
+        """A master FIFO letter the master does not know itself; True if handled."""
+        return False
+
     def child(self, wid: int) -> None:
         """In a freshly forked worker, before it loads or serves anything."""
 

@@ -91,8 +91,24 @@ class LogMaster(Hook):
         os.close(self.w)
 
     def reload_starts(self, master: Any) -> None:
-        if not (self.reopen_on_reload and self.path):
-            return
+        if self.reopen_on_reload and self.path:
+            self._reopen()
+
+    def command(self, master: Any, letter: str) -> bool:
+        """Master FIFO ``l`` reopens the log file, ``L`` rotates it (uWSGI's letters); both
+        need the log pipe, or the workers would keep the old file."""
+        if letter not in "lL":
+            return False
+        if self.r < 0 or not self.path:
+            write_line(f"master command {letter!r} needs log-master and logto; ignored")
+        elif letter == "l":
+            self._reopen()
+        else:
+            self._rotate(os.fstat(2).st_size)
+        return True
+
+    def _reopen(self) -> None:
+        assert self.path is not None
         self._relay()  # what the workers wrote so far belongs to the old file
         write_line(f"reopening the log file {self.path} (log-reopen)")
         try:
@@ -128,16 +144,19 @@ class LogMaster(Hook):
             size = os.fstat(2).st_size
         except OSError:
             return
-        if size <= self.maxsize:
-            return
+        if size > self.maxsize:
+            self._rotate(size)
+
+    def _rotate(self, size: int) -> None:
         assert self.path is not None
+        self._relay()
         backup = self.backupname or f"{self.path}.{int(time.time())}"
         _write_all(f"logsize: {size}, triggering rotation to {backup}...\n".encode())
         try:
             os.rename(self.path, backup)
             reopen(self.path)
         except OSError as exc:
-            write_line(f"unable to rotate log: {exc.strerror}")
+            write_line(f"unable to rotate log: {exc.strerror}; log-maxsize is off from now on")
             self.maxsize = 0  # do not retry (and log this) on every turn
 
 
@@ -153,6 +172,6 @@ def _write_all(data: bytes) -> None:
 
 
 def from_config(cfg: Any) -> LogMaster | None:
-    if not (cfg.log_master or cfg.log_maxsize or cfg.log_reopen):
+    if not (cfg.log_master or cfg.log_maxsize or cfg.log_reopen or cfg.master_fifo):
         return None
     return LogMaster(cfg)

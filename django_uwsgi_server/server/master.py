@@ -267,7 +267,7 @@ class Master:
             for proc in list(self.procs.values()):
                 if proc.wid > self.target and proc.state != RETIRING:
                     self._retire(proc)
-        else:
+        elif not any(hook.command(self, letter) for hook in self.hooks):
             write_line(f"master command {letter!r} is not supported by runuwsgi; ignored")
 
     def stop(self, graceful: bool) -> None:

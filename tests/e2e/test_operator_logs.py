@@ -210,3 +210,28 @@ def test_rotation_needs_a_log_file():
     result = run_command(["--http-socket", "127.0.0.1:0", "--log-maxsize", "1m"])
     assert result.returncode != 0
     assert "log-maxsize needs a log file: set logto (or daemonize)" in result.stderr
+
+
+def test_master_fifo_reopens_and_rotates_the_log(start_server, tmp_path):
+    log = tmp_path / "server.log"
+    fifo = tmp_path / "fifo"
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2", "--log-master",
+                           "--logto", str(log), "--master-fifo", str(fifo)])
+    workers = set(server.worker_pids())
+    _get(server, "/hello?before=1")
+    wait_for(lambda: "GET /hello?before=1" in log.read_text(), 10, "the request line")
+    moved = tmp_path / "moved.log"
+    log.rename(moved)
+    with open(fifo, "w") as f:  # "l": reopen the log file, no reload
+        f.write("l")
+    wait_for(log.exists, 10, "the reopened log file")
+    _get(server, "/hello?after=1")
+    wait_for(lambda: "GET /hello?after=1" in log.read_text(), 10, "the line in the new file")
+    assert "GET /hello?after=1" not in moved.read_text()
+    with open(fifo, "w") as f:  # "L": rotate now
+        f.write("L")
+    wait_for(lambda: _rotated(log), 10, "the rotated file")
+    assert "GET /hello?after=1" in _rotated(log)[0].read_text()
+    _get(server, "/hello?third=1")
+    wait_for(lambda: "GET /hello?third=1" in log.read_text(), 10, "the line after rotation")
+    assert set(server.worker_pids()) == workers  # neither needed a reload
