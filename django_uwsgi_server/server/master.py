@@ -291,14 +291,15 @@ class Master:
                 return
             # Check that the new code starts before replacing this image: a settings or
             # models error must cost a log line, not the server.
-            write_line(f"{kind}: checking that the new code loads (the workers keep serving)")
+            write_line(f"{kind} (master pid: {self.pid}): checking that the new code loads "
+                       f"(the workers keep serving)")
             try:
                 self.probe = (reexec.probe(), chain)
                 self._probe_since = time.monotonic()
             except Exception as exc:
                 write_line(f"reload failed: could not start the check ({exc})")
             return
-        write_line(f"{kind} of {self.target} workers starting")
+        write_line(f"{kind} of {self.target} workers starting (master pid: {self.pid})")
         for proc in self.procs.values():
             if proc.state == SERVING:
                 proc.state = OLD
