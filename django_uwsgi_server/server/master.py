@@ -647,6 +647,7 @@ class Master:
     def log_summary(self) -> None:
         """SIGUSR1: a block of per-worker stats (uWSGI's "*** Starting stats ***")."""
         wall = time.time()
+        timing = getattr(self.scoreboard, "timing", None)
         lines = [f"*** stats of master pid {self.pid}: {len(self.procs)} workers, "
                  f"{self.scoreboard.total_requests()} requests served ***"]
         for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
@@ -654,7 +655,8 @@ class Master:
             busy = info["busy_since"]
             status = ("starting" if not proc.ready else
                       f"busy {wall - busy:.1f}s" if busy else "idle")
-            avg = info.get("avg_rt")  # microseconds, once the scoreboard keeps it
+            # uWSGI's avg_rt in microseconds, from a scoreboard that keeps request times
+            avg = timing(proc.slot)[1] if timing is not None else None
             lines.append(f"worker {proc.wid} (pid: {proc.pid}) {status} [{proc.state}] "
                          f"requests: {int(info['delta_requests'])}/{int(info['requests'])} "
                          f"exceptions: {int(info['exceptions'])} "
