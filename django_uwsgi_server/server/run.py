@@ -20,7 +20,7 @@ from .logging import RequestLog, redirect_output, set_log_date, write_line
 from .master import Master, rearm_parent_death
 from .reload import is_reexec
 from .sockets import HTTP, UWSGI, BindError, Listener, bind, parse_address, somaxconn
-from .systemd import Activation
+from .systemd import INHERITED, Activation
 
 # option -> protocol, in the order the banner lists them
 SOCKET_OPTIONS = (("http_socket", HTTP), ("http11_socket", HTTP), ("http", HTTP),
@@ -93,7 +93,8 @@ def unix_socket_files(listeners: list[Listener]) -> list[tuple[str, int, int]]:
     files = []
     for listener in listeners:
         path = listener.address.path
-        if listener.address.family != socket.AF_UNIX or not path or path.startswith("@"):
+        if listener.address.family != socket.AF_UNIX or not path or path.startswith("@") or \
+                INHERITED in listener.option:  # systemd's file, not ours to remove
             continue
         try:
             st = os.stat(path)

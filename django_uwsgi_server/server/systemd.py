@@ -32,6 +32,9 @@ from .logging import write_line
 from .sockets import HTTP, UWSGI, Address, BindError, Listener
 
 SD_LISTEN_FDS_START = 3
+# In a listener's option text: the socket is not ours to chmod, chown or vacuum (systemd
+# owns the file). The option text survives the reload re-exec, so the mark does too.
+INHERITED = " on inherited fd "
 _CARRY = "systemd"
 
 
@@ -165,9 +168,16 @@ class Activation:
 
     def rest(self) -> list[Listener]:
         """The inherited sockets no option claimed: HTTP if systemd names them http*."""
-        return [self._adopt(fd, HTTP if name.lower().startswith("http") else UWSGI,
-                            f"systemd socket {name or fd}")
-                for fd, name in self.fds.items() if fd not in self.taken]
+        rest = []
+        for fd, name in self.fds.items():
+            if fd not in self.taken:
+                http = name.lower().startswith("http")
+                listener = self._adopt(fd, HTTP if http else UWSGI,
+                                       "http-socket" if http else "socket")
+                if name:
+                    listener.option += f" ({name})"
+                rest.append(listener)
+        return rest
 
     def _adopt(self, fd: int, protocol: str, option: str) -> Listener:
         if fd in self.taken:
@@ -177,7 +187,7 @@ class Activation:
         self.taken.add(fd)
         os.set_inheritable(fd, False)
         sock.setblocking(False)
-        return Listener(sock, address_of(sock), protocol, option)
+        return Listener(sock, address_of(sock), protocol, f"{option}{INHERITED}{fd}")
 
 
 def address_of(sock: socket.socket) -> Address:

@@ -199,7 +199,7 @@ def test_socket_activation_matches_configured_address(start_server):
         before = set(server.worker_pids())
         os.kill(server.pid, signal.SIGHUP)
         wait_for(lambda: "reload complete" in server.stderr(), 60, "the reload")
-        assert not before & set(server.worker_pids())
+        wait_for(lambda: not before & set(server.worker_pids()), 30, "the old worker to go")
         assert requests.get(f"http://127.0.0.1:{port}/hello", timeout=10).text == "hello world"
 
 
@@ -208,7 +208,9 @@ def test_socket_activation_http_by_name_and_unix(start_server, tmp_path):
     sock = _listening_socket(socket.AF_UNIX, path)
     with sock:
         server = _activated(start_server, sock, ["--processes", "1", "--http-socket",
-                                                  "127.0.0.1:0"], names="http")
+                                                  "127.0.0.1:0", "--vacuum"], names="http")
+        assert f"http+unix://{path}  (http-socket on inherited fd 3 (http), HTTP/1.1)" in \
+            server.stdout()
         with socket.socket(socket.AF_UNIX) as client:
             client.settimeout(10)
             client.connect(path)
@@ -218,6 +220,8 @@ def test_socket_activation_http_by_name_and_unix(start_server, tmp_path):
                 data += chunk
         assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello world")
         assert requests.get(server.url + "/hello", timeout=10).text == "hello world"
+        server.stop()
+        assert os.path.exists(path), "vacuum removed the socket file systemd owns"
 
 
 @pytest.mark.parametrize("option", ["--http-socket", "--socket"])
