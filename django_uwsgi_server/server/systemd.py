@@ -106,7 +106,11 @@ def notifier_from_environment(daemonized: bool) -> Notifier | None:
     carried = reexec.carried(_CARRY)
     if carried is not None:
         return Notifier(carried["address"], daemonized, carried["phase"])
-    if not address or not (address.startswith(("/", "@"))):
+    if not address:
+        return None
+    if not address.startswith(("/", "@")):
+        write_line(f"NOTIFY_SOCKET={address!r} is not a unix socket path (/path or @name); "
+                   f"not notifying systemd")
         return None
     return Notifier(address, daemonized and not reexec.is_reexec())
 
