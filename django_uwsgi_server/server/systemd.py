@@ -70,6 +70,14 @@ class Notifier(Hook):
         if self.daemonized and self.phase == "starting":
             self.send(f"MAINPID={os.getpid()}")
 
+    def reload_starts(self, master: Any) -> None:
+        """Said at once, before the re-exec or the first new worker (systemd 253+ wants
+        MONOTONIC_USEC with it to tell this reload from an earlier one)."""
+        if self.phase == "ready" and self.sock.fileno() >= 0:
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            self._to("reloading", "RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
+            self.status = "reloading"
+
     def tick(self, master: Any) -> None:
         if self.sock.fileno() < 0 or self.phase == "stopping":
             return
@@ -81,9 +89,7 @@ class Notifier(Hook):
         changing = master.reload is not None or master.probe is not None
         complete = not changing and len({p.wid for p in serving}) >= master.target
         if self.phase == "ready" and changing:
-            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-            self._to("reloading", "RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
-            self.status = "reloading"
+            self.reload_starts(master)
         elif self.phase in ("starting", "reloading") and complete:
             self.status = status
             self._to("ready", "READY=1", f"STATUS={status}")
