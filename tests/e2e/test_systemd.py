@@ -4,6 +4,7 @@ activation (the test opens the listening socket and passes it as fd 3, as system
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -246,3 +247,28 @@ def test_fd_scheme_errors():
     result = run_command(["--socket", "fd://x"])
     assert result.returncode != 0
     assert "fd:// takes a file descriptor number" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="needs systemd's systemd-socket-activate")
+def test_real_systemd_socket_activate(start_server):
+    """systemd's own tool: it listens, and on the first connection execs the server with
+    LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES set as systemd would."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = start_server(["--processes", "1"], wait=False, prefix=[
+        "systemd-socket-activate", "-l", f"127.0.0.1:{port}", "--fdname=http", "--"])
+
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(listening, 10, "systemd-socket-activate to listen")  # this connection execs it
+    assert requests.get(f"http://127.0.0.1:{port}/hello", timeout=30).text == "hello world"
+    server.wait_ready()
+    assert f"http://127.0.0.1:{port}/  (http-socket on inherited fd 3 (http), HTTP/1.1)" in \
+        server.stdout()
