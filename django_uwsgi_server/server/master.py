@@ -542,8 +542,8 @@ class Master:
             return
         if self.stopping_since is not None or proc.state in (RETIRING, OLD) or \
                 code == EXIT_RECYCLED:
-            write_line(f"worker {proc.wid} (pid: {pid}) buried after "
-                       f"{time.monotonic() - proc.since:.0f} seconds")
+            lived = time.time() - self.scoreboard.read(proc.slot)["last_spawn"]  # across re-execs
+            write_line(f"worker {proc.wid} (pid: {pid}) buried after {lived:.0f} seconds")
         if self.stopping_since is not None:
             return
         self.scoreboard.set_field(proc.slot, "accepting", 0)

@@ -83,15 +83,16 @@ def test_lifecycle_lines_and_stats_block(start_server):
         assert re.search(rf"spawned uWSGI worker [12] \(pid: {pid}, cores: 1\)", err)
     _get(server, n=3)
 
-    def block():  # the latest stats block once both workers accept (SIGUSR1 again if not)
+    def block():  # the latest block once both workers accept and are done counting
         os.kill(server.pid, signal.SIGUSR1)
         wait_for(lambda: server.stderr().count("*** end of stats ***") > asked[0], 10, "stats")
         asked[0] += 1
         text = server.stderr().split("*** stats of master pid")[-1].split("*** end of stats")[0]
-        return None if "starting" in text else text
+        settled = "4 requests served" in text and "starting" not in text and "busy" not in text
+        return text if settled else None
 
     asked = [0]
-    block = wait_for(block, 20, "a stats block with both workers ready", interval=0.2)
+    block = wait_for(block, 20, "a stats block with both workers idle", interval=0.2)
     assert block.startswith(f" {server.pid}: 2 workers, 4 requests served ***")  # + readiness
     assert "\n".join(block.splitlines()[1:]).count("\n") == 1, block  # one line per worker
     rows = re.findall(r"worker ([12]) \(pid: (\d+)\) (\w+) \[serving\] requests: (\d+)/\d+ "
