@@ -4,8 +4,9 @@
 the master sends, as plain datagrams: ``READY=1`` once every worker accepts, ``STATUS=``
 with the worker counts whenever they change, ``RELOADING=1`` with ``MONOTONIC_USEC=`` (what
 systemd 253+ wants) when a reload starts and ``READY=1`` when it is over (also when it failed
-and the old workers serve on), ``STOPPING=1`` when a stop starts, and ``MAINPID=`` first
-when the server daemonized itself. ``NOTIFY_SOCKET`` is taken out of the environment (the
+and the old workers serve on), ``STOPPING=1`` when a stop starts, ``MAINPID=`` first when
+the server daemonized itself, and ``WATCHDOG=1`` every ``WATCHDOG_USEC``/2 from the master
+loop (``WatchdogSec=``: systemd restarts a master that hangs). ``NOTIFY_SOCKET`` is taken out of the environment (the
 app's subprocesses must not speak for us) and handed to the image a reload re-executes.
 
 **Socket activation.** With ``LISTEN_PID`` equal to our pid, fds 3 .. 3 + ``LISTEN_FDS`` - 1
@@ -40,8 +41,11 @@ _CARRY = "systemd"
 
 # -- sd_notify ---------------------------------------------------------------------------------
 class Notifier(Hook):
-    def __init__(self, address: str, daemonized: bool, phase: str = "starting") -> None:
+    def __init__(self, address: str, daemonized: bool, phase: str = "starting",
+                 watchdog: float = 0.0) -> None:
         self.address = address
+        self.watchdog = watchdog  # seconds between WATCHDOG=1 pings (0: systemd wants none)
+        self._pinged = 0.0
         self._target = "\0" + address[1:] if address.startswith("@") else address
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.daemonized = daemonized
@@ -59,7 +63,8 @@ class Notifier(Hook):
                 self.sock.close()
 
     def _carry(self) -> None:
-        reexec.carry(_CARRY, {"address": self.address, "phase": self.phase})
+        reexec.carry(_CARRY, {"address": self.address, "phase": self.phase,
+                              "watchdog": self.watchdog})
 
     def _to(self, phase: str, *lines: str) -> None:
         self.phase = phase
@@ -81,6 +86,9 @@ class Notifier(Hook):
     def tick(self, master: Any) -> None:
         if self.sock.fileno() < 0 or self.phase == "stopping":
             return
+        if self.watchdog and time.monotonic() - self._pinged >= self.watchdog:
+            self._pinged = time.monotonic()
+            self.send("WATCHDOG=1")  # the master loop turns: systemd need not kill us
         if master.stopping_since is not None:
             self._to("stopping", "STOPPING=1", "STATUS=stopping")
             return
@@ -110,15 +118,22 @@ def notifier_from_environment(daemonized: bool) -> Notifier | None:
     """The notifier when systemd asked for notifications (or a reloaded image inherited one)."""
     address = os.environ.pop("NOTIFY_SOCKET", None)
     carried = reexec.carried(_CARRY)
+    watchdog_usec = os.environ.pop("WATCHDOG_USEC", "")
+    watchdog_pid = os.environ.pop("WATCHDOG_PID", "")
     if carried is not None:
-        return Notifier(carried["address"], daemonized, carried["phase"])
+        return Notifier(carried["address"], daemonized, carried["phase"], carried["watchdog"])
     if not address:
         return None
     if not address.startswith(("/", "@")):
         write_line(f"NOTIFY_SOCKET={address!r} is not a unix socket path (/path or @name); "
                    f"not notifying systemd")
         return None
-    return Notifier(address, daemonized and not reexec.is_reexec())
+    watchdog = 0.0
+    if watchdog_usec.isdigit() and watchdog_pid in ("", str(os.getpid())):
+        # Twice per period, as sd_watchdog_enabled() advises; the loop turns every second
+        # at least, so WatchdogSec= must be 2 s or more.
+        watchdog = int(watchdog_usec) / 2e6
+    return Notifier(address, daemonized and not reexec.is_reexec(), watchdog=watchdog)
 
 
 # -- socket activation ---------------------------------------------------------------------------

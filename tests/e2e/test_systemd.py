@@ -104,6 +104,27 @@ def test_notify_status_counts_busy_workers(start_server, systemd):
         msg = systemd.wait("STATUS", timeout=10)
 
 
+def test_watchdog_pings(start_server, systemd):
+    start_server(["--http-socket", "127.0.0.1:0", "--processes", "1"],
+                 env={"NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "2000000"})
+    systemd.wait("READY")
+    times = []
+    for _ in range(3):
+        systemd.wait("WATCHDOG", timeout=5)
+        times.append(time.monotonic())
+    # every WATCHDOG_USEC / 2 = 1 s (the loop turns at least once a second)
+    assert all(0.5 < b - a < 2.5 for a, b in zip(times, times[1:])), times
+
+
+def test_no_watchdog_for_another_pid(start_server, systemd):
+    start_server(["--http-socket", "127.0.0.1:0", "--processes", "1"],
+                 env={"NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "1000000",
+                      "WATCHDOG_PID": "1"})
+    systemd.wait("READY")
+    with pytest.raises(AssertionError, match="no WATCHDOG message"):
+        systemd.wait("WATCHDOG", timeout=2.5)
+
+
 def test_notify_abstract_socket_and_mainpid_when_daemonized(start_server, tmp_path):
     name = f"durs-test-{os.getpid()}-{time.monotonic_ns()}"
     fake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
