@@ -187,8 +187,8 @@ def test_log_backupname(start_server, tmp_path):
     assert "GET /hello?n=" in backup.read_text()
 
 
-@pytest.mark.parametrize("extra", [["--log-master"], ["--lazy-apps"]],
-                         ids=["through-the-pipe", "no-log-master-lazy-apps"])
+@pytest.mark.parametrize("extra", [["--log-master"], [], ["--lazy-apps"]],
+                         ids=["through-the-pipe", "no-log-master", "no-log-master-lazy-apps"])
 def test_log_reopen_after_the_file_is_moved(start_server, tmp_path, extra):
     log = tmp_path / "server.log"
     server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2",
