@@ -67,10 +67,15 @@ class Command(BaseCommand):
         if cfg.reload or cfg.stop:  # uWSGI's client commands: signal a server, exit
             return self._control(cfg)
         if reexec.is_probe():  # a reload's check that the new code loads
+            identity = self._identity(cfg)
             try:
                 prepare_environment(cfg)
-                if not cfg.lazy_apps:
+                if identity is not None:  # as the workers will: after the drop
+                    privileges.drop(identity)
+                if not cfg.lazy_apps or identity is not None:
                     load_app(cfg)
+            except privileges.PrivilegeError as exc:
+                raise CommandError(f"reload check: {exc}") from None
             except AppLoadError as exc:
                 if exc.__cause__ is not None:
                     traceback.print_exception(exc.__cause__, file=sys.stderr)
@@ -97,7 +102,10 @@ class Command(BaseCommand):
         try:
             prepare_environment(cfg)
             app = None
-            if not cfg.lazy_apps:
+            # With uid/gid the master (root) never imports the WSGI app: each worker does,
+            # after it dropped privileges (the master still re-execs on reload, so new
+            # settings and models are picked up).
+            if not cfg.lazy_apps and identity is None:
                 app = load_app(cfg)
         except AppLoadError as exc:
             if exc.__cause__ is not None:
