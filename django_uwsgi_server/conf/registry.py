@@ -346,7 +346,12 @@ OPTIONS: tuple[Option, ...] = (
        default=0, min=0),
     _O("socket-timeout", INT, LIMITS, _IMPL, "seconds each socket read or write may wait",
        short="z", default=30, min=1),
-    _O("post-buffering", SIZE, LIMITS, _PLAN, "read the whole body before calling the app", min=0),
+    _O("post-buffering", SIZE, LIMITS, _IMPL,
+       "read the whole body before calling the app (memory up to N bytes, then a temp file)",
+       default=0, min=0),
+    _O("body-min-rate", INT, LIMITS, _IMPL,
+       "bytes/s a request body must average once the app reads it, after a grace of "
+       "socket-timeout (408 below it); 0 = off", default=500, min=0),
     _O("harakiri", INT, LIMITS, _IMPL, "kill a worker whose request takes longer (seconds)",
        short="t", min=0),
     _O("harakiri-verbose", BOOL, LIMITS, _IMPL, "log more about harakiri victims"),
@@ -444,7 +449,6 @@ DEFAULT_HTTP_SOCKET = "127.0.0.1:8000"
 # Where planned work is tracked, for the "not implemented yet" error.
 PLANNED_IN = {
     **dict.fromkeys(("stats", "stats-http", "stats-minified"), "issue #6"),
-    **dict.fromkeys(("post-buffering",), "issue #5"),
     **dict.fromkeys(("static-map", "static-map2", "check-static", "static-index",
                      "static-expires-type", "offload-threads", "cache2", "py-autoreload"),
                     "issue #7"),

@@ -183,7 +183,8 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         handler = Handler(the_app, multithread=cfg.threads > 1, multiprocess=cfg.processes > 1,
                           keepalive=cfg.http_keepalive > 0, buffer_size=cfg.buffer_size,
                           limit_post=cfg.limit_post, add_headers=cfg.add_header or [],
-                          log=log, stopping=lambda: False)
+                          log=log, stopping=lambda: False, post_buffering=cfg.post_buffering,
+                          body_min_rate=cfg.body_min_rate)
         worker = Worker(worker_id=wid, listeners=listeners, handler=handler, cfg=cfg,
                         master_pid=master.pid, slot=slot, scoreboard=master.scoreboard,
                         report_fd=report_fd)
