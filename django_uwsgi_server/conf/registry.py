@@ -258,6 +258,13 @@ def _two_per_cpu() -> int:
     return 2 * max(cpus, 1)
 
 
+def _debug() -> bool:
+    """on when settings.DEBUG is (not with daemonize)"""
+    from django.conf import settings
+
+    return bool(settings.configured and settings.DEBUG)
+
+
 # --- the declarations -------------------------------------------------------------------------
 
 _O = Option
@@ -337,8 +344,13 @@ OPTIONS: tuple[Option, ...] = (
        note="workers are forked with os.fork(), so the hooks always run"),
     _O("wsgi-env-behaviour", STR, APPLICATION, _ACC, "reuse (cheat) or rebuild (holy) the environ",
        note="every request always gets a fresh environ"),
-    _O("py-autoreload", INT, APPLICATION, _PLAN, "reload when a Python module changes (seconds)",
-       aliases=("python-autoreload", "py-auto-reload"), min=0),
+    _O("py-autoreload", INT, APPLICATION, _IMPL,
+       "restart when the code, a template or a translation changes, checking every N seconds "
+       "(0 = off; also when DEBUG is off)", aliases=("python-autoreload", "py-auto-reload"), min=0),
+    _O("autoreload", BOOL, APPLICATION, _IMPL,
+       "restart when the code, a template or a translation changes, like runserver",
+       default=_debug),
+    _O("noreload", BOOL, APPLICATION, _IMPL, "never autoreload (runserver's flag)"),
     # Limits and timeouts
     _O("buffer-size", SIZE, LIMITS, _IMPL, "largest request head (HTTP headers, uwsgi vars)",
        short="b", default=65535, min=1024, max=1048576),
@@ -423,6 +435,9 @@ OPTIONS: tuple[Option, ...] = (
     _O("static-expires-type", STR, OTHER, _PLAN, "Expires header by content type", repeatable=True),
     _O("offload-threads", INT, OTHER, _PLAN, "threads that send static files", min=0),
     _O("cache2", STR, OTHER, _PLAN, "create a shared cache", repeatable=True),
+    _O("engine", STR, OTHER, _IMPL,
+       "the server: runuwsgi, or uwsgi to exec the real uWSGI (pip install "
+       "'django-uwsgi-server[uwsgi]') with the same options", default="runuwsgi"),
     _O("ini", STR, OTHER, _IMPL, "read options from an ini file (FILE or FILE:section)",
        repeatable=True),
     _O("set-placeholder", ENV, OTHER, _IMPL, "define a %(name) placeholder for ini files",
@@ -450,7 +465,7 @@ DEFAULT_HTTP_SOCKET = "127.0.0.1:8000"
 PLANNED_IN = {
     **dict.fromkeys(("stats", "stats-http", "stats-minified"), "issue #6"),
     **dict.fromkeys(("static-map", "static-map2", "check-static", "static-index",
-                     "static-expires-type", "offload-threads", "cache2", "py-autoreload"),
+                     "static-expires-type", "offload-threads", "cache2"),
                     "issue #7"),
 }
 

@@ -20,9 +20,15 @@ from django_uwsgi_server.conf import (
     build_config,
     unknown_option_message,
 )
-from django_uwsgi_server.server import control, daemon, pidfile, privileges, run
+from django_uwsgi_server.conf.uwsgi_ini import to_ini, translate
+from django_uwsgi_server.server import control, daemon, engine, pidfile, privileges, run
 from django_uwsgi_server.server import reload as reexec
 from django_uwsgi_server.server.loader import AppLoadError, load_app, prepare_environment
+
+_INI_HEADER = """\
+uWSGI configuration printed by: manage.py runuwsgi --print-ini
+(settings.UWSGI, ini files and the command line merged; runuwsgi's defaults written out
+where uWSGI's differ). Run it with the same virtualenv: uwsgi --ini THIS_FILE"""
 
 
 class Command(BaseCommand):
@@ -56,16 +62,25 @@ class Command(BaseCommand):
         # Django adds --skip-checks only to commands that run checks before handle().
         parser.add_argument("--skip-checks", action="store_true",
                             help="Skip Django's system checks before serving.")
+        parser.add_argument("--print-ini", action="store_true",
+                            help="Print the merged options as an ini file for the real uWSGI, "
+                                 "and exit.")
         add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         cli = {k: v for k, v in options.items() if v is not None}
         try:
             cfg = build_config(getattr(settings, "UWSGI", None), cli)
+            engine.check(cfg)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
+        if options.get("print_ini"):
+            self.stdout.write(to_ini(translate(cfg), _INI_HEADER), ending="")
+            return None
         if cfg.reload or cfg.stop:  # uWSGI's client commands: signal a server, exit
             return self._control(cfg)
+        if cfg.engine == "uwsgi":
+            return self._uwsgi(cfg, options)
         if reexec.is_probe():  # a reload's check that the new code loads
             identity = self._identity(cfg)
             try:
@@ -159,6 +174,17 @@ class Command(BaseCommand):
             if self._daemon is not None:  # tell the waiting launcher (it exits non-zero)
                 self._daemon.failed(str(exc))
             raise
+
+    def _uwsgi(self, cfg: Any, options: dict[str, Any]) -> None:
+        """``engine = uwsgi``: the same checks, then exec the real uWSGI."""
+        if not options.get("skip_checks"):
+            self.stdout.write("Performing system checks...\n\n")
+            self.check(display_num_errors=True)
+            self.check_migrations()
+        try:
+            engine.exec_uwsgi(cfg, self.stdout, self.stderr)
+        except engine.EngineError as exc:
+            raise CommandError(str(exc)) from None
 
     def _control(self, cfg: Any) -> None:
         """``--reload PIDFILE`` / ``--stop PIDFILE``: like uWSGI, signal and return at once
