@@ -42,7 +42,7 @@ def command(cfg: Any, warn: TextIO) -> list[str]:
                           "(pip install 'django-uwsgi-server[uwsgi]' installs the pyuwsgi wheel)") from None
     lines = translate(cfg)
     for line in lines:
-        if line.why:
+        if line.why and line.key != "engine":
             warn.write(f"warning: option {line.key!r} ({cfg.origin(line.key)}) is not passed "
                        f"to uWSGI: {line.why}\n")
     # pyuwsgi's own idea of its binary is the interpreter with symlinks resolved, outside

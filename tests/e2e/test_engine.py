@@ -171,6 +171,7 @@ def test_engine_uwsgi_execs_uwsgi_with_settings(processes, tmp_path):
     assert _get(url + "/osenv?k=ENGINE_TEST").json()["value"] == "from-settings"
     log = proc.log.read_text()
     assert "warning: option 'chain-reload' (settings.UWSGI) is not passed to uWSGI" in log
+    assert "option 'engine'" not in log
     # uWSGI's own graceful reload survives under pyuwsgi (the binary-path we pass)
     before = set(c.pid for c in master.children())
     os.kill(proc.pid, signal.SIGHUP)
