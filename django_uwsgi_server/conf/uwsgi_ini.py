@@ -109,7 +109,7 @@ def _application(cfg: Any) -> list[Line]:
     # uWSGI inserts each pythonpath at the front: the last written comes first, so the
     # launcher's paths go first (reversed) and the user's after, as runuwsgi orders them.
     lines += [Line("pythonpath", path) for path in reversed(launcher_paths())]
-    if not (cfg.module or cfg.wsgi_file):
+    if not (cfg.module or cfg.wsgi_file) and settings.configured:
         target = getattr(settings, "WSGI_APPLICATION", None) or ""
         module, _, name = target.rpartition(".")
         if module:
