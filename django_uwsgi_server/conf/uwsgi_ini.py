@@ -40,6 +40,8 @@ RUNUWSGI_ONLY: dict[str, str] = {
     "chain-reload": "uWSGI has no such option: use its master FIFO 'c' or touch-chain-reload",
     "http-keepalive": "runuwsgi's idle keep-alive timeout; uWSGI's http-keepalive belongs to "
                       "its HTTP router, http11-socket uses socket-timeout",
+    "body-min-rate": "runuwsgi's slowest allowed request body; uWSGI only has socket-timeout, "
+                     "per wait",
     "set-placeholder": "placeholders are already substituted in the values below",
     "ini": "the files are already merged into the lines below",
     "reload": "a client command, not a server option",
