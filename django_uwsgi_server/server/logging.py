@@ -80,10 +80,11 @@ class RequestLog:
         if failed:
             self._exception.flag = False
         tx = ex.sent + ex.head_bytes
-        count = self.scoreboard.finished(self.slot, tx, failed) if self.scoreboard else 0
+        end = time.time()
+        count = self.scoreboard.finished(self.slot, tx, failed, end - start, core_id()) \
+            if self.scoreboard else 0
         if not self.enabled:
             return
-        end = time.time()
         env = req.environ
         if self._template is not None:
             line = self._render(conn, req, ex, env, start, end)

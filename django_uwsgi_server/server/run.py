@@ -15,7 +15,7 @@ import traceback
 from typing import Any, TextIO
 
 from .. import __version__
-from . import pidfile, privileges
+from . import pidfile, privileges, stats_server
 from .logging import RequestLog, redirect_output, write_line
 from .master import Master, rearm_parent_death
 from .reload import is_reexec
@@ -40,6 +40,10 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     try:
         owner = privileges.parse_owner(cfg.chown_socket)
     except privileges.PrivilegeError as exc:
+        raise ServerError(str(exc)) from None
+    try:
+        stats_server.check(cfg)  # before anything is bound or started
+    except stats_server.StatsConfigError as exc:
         raise ServerError(str(exc)) from None
     listeners: list[Listener] = []
     try:
@@ -191,8 +195,12 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
     if cfg.touch_reload or cfg.touch_chain_reload or cfg.master_fifo:
         triggers = Triggers(touch_reload=cfg.touch_reload, touch_chain_reload=cfg.touch_chain_reload,
                             master_fifos=cfg.master_fifo, log=write_line)
+    try:
+        stats = stats_server.start(cfg, lambda: master)
+    except (stats_server.StatsConfigError, BindError) as exc:
+        raise ServerError(str(exc.strerror if isinstance(exc, BindError) else exc)) from None
     master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
-                    on_exit=on_exit, triggers=triggers, app_failed=app_failed)
+                    on_exit=on_exit, triggers=triggers, app_failed=app_failed, stats=stats)
     return master.run()
 
 
