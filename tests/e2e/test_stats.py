@@ -45,7 +45,22 @@ def stats_server(start_server, tmp_path, *args, name="stats.sock"):
     path = str(tmp_path / name)
     server = start_server(["--http-socket", LISTEN, "--stats", path, *args])
     wait_for(lambda: os.path.exists(path), 10, "the stats socket")
+    quiet(path)
     return server, path
+
+
+def quiet(address):
+    """Wait until the readiness probe's request is counted and over (its counter lands
+    just after its response) and nothing changes for 0.2 s: the baseline of exact counts."""
+    last = []
+
+    def still():
+        doc = fetch_stats(address)
+        now = (total(doc), doc["load"])
+        settled_now = bool(last) and last[-1] == now and now[0] >= 1 and now[1] == 0
+        last.append(now)
+        return settled_now
+    wait_for(still, 15, "a quiet server", interval=0.2)
 
 
 def total(doc):
@@ -214,6 +229,7 @@ def test_stats_http_json_and_metrics(start_server, tmp_path):
     server = start_server(["--http-socket", LISTEN, "--stats", "127.0.0.1:0", "--stats-http",
                            "--stats-minified", "--processes", "2"])
     address = wait_for(lambda: _announced(server, "Stats server (HTTP)"), 10, "the stats line")
+    quiet(f"http://{address}/")
     response = requests.get(f"http://{address}/anything", timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
@@ -321,16 +337,25 @@ def test_stats_survive_a_graceful_reload(start_server, tmp_path):
     settled(path, total(doc) + 30)
 
 
-def test_uwsgitop_renders_our_stats(start_server, tmp_path):
+@pytest.mark.parametrize("http", [False, True], ids=["unix", "stats-http"])
+def test_uwsgitop_renders_our_stats(start_server, tmp_path, http):
     pyte = pytest.importorskip("pyte")
     uwsgitop = Path(sys.executable).parent / "uwsgitop"
     assert uwsgitop.exists(), "uwsgitop is a test dependency (pip install -e '.[test]')"
-    server, path = stats_server(start_server, tmp_path, "--processes", "2")
+    if http:
+        server = start_server(["--http-socket", LISTEN, "--stats", "127.0.0.1:0",
+                               "--stats-http", "--processes", "2"])
+        address = wait_for(lambda: _announced(server, "Stats server"), 10, "the stats line")
+        target = f"http://{address}/"
+        quiet(target)
+    else:
+        server, target = stats_server(start_server, tmp_path, "--processes", "2")
+    base = total(fetch_stats(target))
     hammer(server.url + "/hello", 30)
-    doc = settled(path, 30)
+    doc = settled(target, base + 30)
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 180, 0, 0))
-    proc = subprocess.Popen([str(uwsgitop), path], stdin=slave, stdout=slave, stderr=slave,
+    proc = subprocess.Popen([str(uwsgitop), target], stdin=slave, stdout=slave, stderr=slave,
                             env={**os.environ, "TERM": "xterm", "LINES": "30",
                                  "COLUMNS": "180"}, start_new_session=True)
     os.close(slave)
@@ -410,3 +435,46 @@ def test_uwsgi_stats_errors(tmp_path):
     assert result.returncode == 1 and "Connection refused" in result.stderr
     with pytest.raises(StatsUnavailable, match="no stats server is listening"):
         fetch_stats(f"127.0.0.1:{port}")
+
+
+def test_uwsgi_stats_watch_stops_cleanly_on_ctrl_c(start_server, tmp_path):
+    server, path = stats_server(start_server, tmp_path)
+    proc = subprocess.Popen([sys.executable, str(TEST_PROJECT / "manage.py"), "uwsgi_stats",
+                             "--stats", path, "--watch", "0.2"], cwd=str(TEST_PROJECT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        lines = []
+        wait_for(lambda: lines.append(proc.stdout.readline()) or
+                 sum("listen queue:" in line for line in lines) >= 2, 30, "two refreshes")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_silent_clients_do_not_hold_the_master(start_server, tmp_path):
+    """Clients that connect and say nothing (or half a request) cost the master nothing:
+    other stats clients are answered at once, and the silent ones get an answer after the
+    request wait anyway."""
+    server = start_server(["--http-socket", LISTEN, "--stats", "127.0.0.1:0", "--stats-http"])
+    address = wait_for(lambda: _announced(server, "Stats server"), 10, "the stats line")
+    host, port = address.rsplit(":", 1)
+    silent = [socket.create_connection((host, int(port)), timeout=10) for _ in range(10)]
+    try:
+        silent[0].sendall(b"GET /metr")
+        started = time.monotonic()
+        for _ in range(5):
+            assert fetch_stats(address, timeout=2, http=True)["pid"] == server.pid
+        assert time.monotonic() - started < 2
+        assert requests.get(server.url + "/hello", timeout=10).status_code == 200
+        for sock in silent:
+            head = sock.recv(200)
+            assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    finally:
+        for sock in silent:
+            sock.close()

@@ -9,7 +9,7 @@ import pytest
 
 from django_uwsgi_server.server.stats import BUCKETS, Scoreboard
 from django_uwsgi_server.server.stats_client import StatsUnavailable, fetch_stats, parse_address
-from django_uwsgi_server.server.stats_doc import listen_queue
+from django_uwsgi_server.server.stats_doc import listen_queue, procs_from_scoreboard
 from django_uwsgi_server.server.stats_server import StatsConfigError, stats_address
 
 
@@ -155,3 +155,13 @@ def test_listen_queue_tcp_and_unix(tmp_path):
     finally:
         for sock in [*clients, tcp, unix]:
             sock.close()
+
+
+def test_procs_from_scoreboard_picks_the_newest_accepting_slot():
+    board = Scoreboard(8)
+    for slot, wid, pid in ((1, 1, 101), (2, 2, 102), (3, 1, 103), (4, 3, 104)):
+        board.spawned(slot, wid, pid)
+        board.set_field(slot, "accepting", 1)
+    board.set_field(4, "accepting", 0)  # worker 3 is gone
+    found = sorted((p.wid, p.pid, p.slot) for p in procs_from_scoreboard(board))
+    assert found == [(1, 103, 3), (2, 102, 2)]
