@@ -4,14 +4,14 @@
 Like uWSGI's, a raw stats connection gets the JSON document and is closed (the client sends
 nothing); with ``stats-http`` the request is read first and the answer is an HTTP/1.0
 response (``/metrics`` gives the Prometheus text there too). The master never waits on a
-client: it accepts when select() says so, builds the document (a few hundred µs), and sends
+client: it accepts when select() says so, builds the document (under a millisecond), sends
 what the socket takes; the rest goes out on later turns, and a client that does not read
 within a few seconds is dropped. No thread: the master forks workers, and forking a
 threaded process is unsafe.
 
 Security (issue 5's rule): a TCP address that is not loopback is refused unless
 ``stats-allow-remote`` is set, and a unix socket file is created 0600 unless
-``stats-chmod`` says otherwise (the numbers show the code's paths and memory use).
+``stats-chmod`` says otherwise (the stats reveal pids, paths, memory and traffic).
 """
 
 from __future__ import annotations
