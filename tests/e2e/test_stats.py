@@ -478,3 +478,35 @@ def test_silent_clients_do_not_hold_the_master(start_server, tmp_path):
     finally:
         for sock in silent:
             sock.close()
+
+
+def test_respawn_and_harakiri_in_the_stats(start_server, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, path = stats_server(start_server, tmp_path, "--processes", "1", "--harakiri", "1",
+                                "--stats-http")
+    base = total(fetch_stats(path, http=True))
+    hammer(server.url + "/hello", 10, clients=2)
+    first = settled_http(path, base + 10)
+    old_pid = first["workers"][0]["pid"]
+    assert requests.get(server.url + "/sleep?s=5", timeout=30).status_code == 504
+
+    def replaced():
+        doc = fetch_stats(path, http=True)
+        worker = doc["workers"][0]
+        return doc if worker["pid"] not in (0, old_pid) and worker["accepting"] else None
+    doc = wait_for(replaced, 30, "the worker replaced after its harakiri")
+    worker = doc["workers"][0]
+    assert worker["harakiri_count"] == 1
+    assert worker["respawn_count"] == 2
+    assert worker["requests"] >= base + 11  # cumulative across the respawn
+    assert worker["delta_requests"] < worker["requests"]
+    text = fetch_raw(path, http=True, path="/metrics").decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["uwsgi_worker_harakiri"].samples[0].value == 1
+    assert families["uwsgi_worker_respawns"].samples[0].value == 1
+
+
+def settled_http(path, expected):
+    return wait_for(lambda: (doc := fetch_stats(path, http=True)) and total(doc) >= expected
+                    and doc, 15, f"{expected} requests counted")
