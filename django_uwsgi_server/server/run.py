@@ -42,9 +42,11 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except privileges.PrivilegeError as exc:
         raise ServerError(str(exc)) from None
     try:
-        stats_server.check(cfg)  # before anything is bound or started
+        stats_server.prebind(cfg)
     except stats_server.StatsConfigError as exc:
         raise ServerError(str(exc)) from None
+    except BindError as exc:
+        raise ServerError(str(exc.strerror)) from None
     listeners: list[Listener] = []
     try:
         for attr, protocol in SOCKET_OPTIONS:
@@ -55,6 +57,7 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except BindError as exc:
         for listener in listeners:
             listener.sock.close()
+        stats_server.release()
         raise ServerError(str(exc.strerror if isinstance(exc.strerror, str) else exc)) from None
     return listeners
 

@@ -265,12 +265,23 @@ def inherit(state: list[list[Any]]) -> list[tuple[Listener, str]]:
     return endpoints
 
 
-def check(cfg: Any) -> None:
-    """Refuse a forbidden stats/metrics address before anything starts."""
-    if cfg.stats:
-        stats_address(cfg.stats, "stats", cfg.stats_allow_remote)
-    if cfg.metrics:
-        stats_address(cfg.metrics, "metrics", cfg.stats_allow_remote)
+_prebound: list[tuple[Listener, str]] | None = None
+
+
+def prebind(cfg: Any) -> None:
+    """Bind the stats/metrics endpoints with the serving sockets, before the banner, so a
+    refused or busy address is the startup error it should be; ``start`` takes them."""
+    global _prebound
+    if cfg.stats or cfg.metrics:
+        _prebound = bind_endpoints(cfg)
+
+
+def release() -> None:
+    """Startup failed after ``prebind``: close the endpoints, remove their socket files."""
+    global _prebound
+    if _prebound is not None:
+        StatsServer(_prebound, dict, str, False).close()
+        _prebound = None
 
 
 def start(cfg: Any, get_master: Callable[[], Any]) -> StatsServer | None:
@@ -281,9 +292,12 @@ def start(cfg: Any, get_master: Callable[[], Any]) -> StatsServer | None:
     from .metrics import render
     from .sockets import somaxconn
 
+    global _prebound
     state = reexec.inherited()
     if state is not None and state.get("stats"):
         endpoints = inherit(state["stats"])
+    elif _prebound is not None:
+        endpoints, _prebound = _prebound, None
     elif cfg.stats or cfg.metrics:
         endpoints = bind_endpoints(cfg)
     else:

@@ -510,3 +510,15 @@ def test_respawn_and_harakiri_in_the_stats(start_server, tmp_path):
 def settled_http(path, expected):
     return wait_for(lambda: (doc := fetch_stats(path, http=True)) and total(doc) >= expected
                     and doc, 15, f"{expected} requests counted")
+
+
+def test_stats_address_in_use_is_one_clear_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_command(["--http-socket", LISTEN, "--stats", f"127.0.0.1:{port}"])
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("CommandError")]
+    assert errors == [f"CommandError: Error: stats 127.0.0.1:{port}: that address is already "
+                      f"in use (is another server's stats there?)"], result.stderr
