@@ -60,7 +60,7 @@ class Master:
     def __init__(self, cfg: Any, *, make_worker: Callable[[int, int, int], Any],
                  listeners: list[Any], on_ready: Callable[[], None] | None = None,
                  on_exit: Callable[[], None] | None = None, triggers: Any = None,
-                 app_failed: bool = False) -> None:
+                 app_failed: bool = False, stats: Any = None) -> None:
         self.cfg = cfg
         self.target = cfg.processes
         # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
@@ -70,6 +70,7 @@ class Master:
         self.on_ready = on_ready
         self.on_exit = on_exit
         self.triggers = triggers
+        self.stats = stats  # stats_server.StatsServer: served from this loop, never blocking
         self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
         self.harakiri = cfg.harakiri or 0
         self.pid = os.getpid()
@@ -134,6 +135,8 @@ class Master:
                 signal.signal(sig, signal.SIG_DFL)
             for fd in (wake_r, wake_w, self._report_r, self._report_w):
                 os.close(fd)
+            if self.stats is not None:
+                self.stats.close()
         if self.triggers is not None:
             self.triggers.close()
         if self.on_exit is not None:
@@ -147,10 +150,17 @@ class Master:
             fds = [wake_r, self._report_r]
             if self.triggers is not None:
                 fds += self.triggers.fds()
+            wfds = []
+            if self.stats is not None:
+                fds += self.stats.fds()
+                wfds = self.stats.wfds()
+            ready: tuple[list, list, list] = ([], [], [])
             try:
-                select.select(fds, [], [], tick)
+                ready = select.select(fds, wfds, [], tick)
             except InterruptedError:
                 pass
+            if self.stats is not None:
+                self.stats.handle(ready[0], ready[1])
             self._drain(wake_r)
             self._read_reports()
             for sig in self._take_signals():
@@ -381,6 +391,8 @@ class Master:
         state = {"procs": procs, "scoreboard_fd": self.scoreboard.fd,
                  "slots": self.scoreboard.slots, "listeners": listeners, "chain": chain,
                  "target": self.target}
+        if self.stats is not None:
+            state["stats"] = self.stats.inheritable()
         os.set_inheritable(self.scoreboard.fd, True)
         # Signals arriving while the new image starts wait in the (inherited) mask; those
         # already recorded here are raised again so that they wait there too.
@@ -398,6 +410,8 @@ class Master:
             for listener in self.listeners:
                 os.set_inheritable(listener.sock.fileno(), False)
             os.set_inheritable(self.scoreboard.fd, False)
+            if self.stats is not None:
+                self.stats.not_inheritable()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             write_line(f"re-exec failed ({exc}); reloading the workers only")
             for proc in self.procs.values():
@@ -488,6 +502,8 @@ class Master:
             os.close(self._report_r)
             if self.triggers is not None:
                 self.triggers.close()  # in a child this only closes the FIFO fds
+            if self.stats is not None:
+                self.stats.close_in_child()
             _die_with_parent(self.pid)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
             worker = self.make_worker(wid, slot, self._report_w)
