@@ -168,7 +168,6 @@ def _summary(doc: dict[str, Any] | None, target: Target, now: float) -> list[lis
         ["Requests", str(sum(int(w.get("requests") or 0) for w in workers))],
         ["Listen queue", queue],
         ["Version", str(doc.get("version", "?"))],
-        ["Stats server", str(target.stats)],
     ]
     return items
 

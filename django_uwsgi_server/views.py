@@ -74,6 +74,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "poll_ms": POLL_SECONDS * 1000,
         "poll_seconds": POLL_SECONDS,
         "version": __version__,
+        "stats_address": target.stats,
     }
     return render(request, "django_uwsgi_server/dashboard.html", context)
 
