@@ -9,8 +9,8 @@ class Server(models.Model):
         managed = False
         default_permissions = ()
         permissions = [("reload_server", "Can reload the uWSGI server from the dashboard")]
-        verbose_name = "uWSGI server"
-        verbose_name_plural = "uWSGI server"
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"
 
     def __str__(self) -> str:
         return "uWSGI server"

@@ -17,8 +17,8 @@ class Migration(migrations.Migration):
                 ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
             ],
             options={
-                'verbose_name': 'uWSGI server',
-                'verbose_name_plural': 'uWSGI server',
+                'verbose_name': 'dashboard',
+                'verbose_name_plural': 'dashboard',
                 'permissions': [('reload_server', 'Can reload the uWSGI server from the dashboard')],
                 'managed': False,
                 'default_permissions': (),
