@@ -182,6 +182,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,
                          enabled=not cfg.disable_logging, log_format=cfg.log_format,
                          x_forwarded_for=cfg.log_x_forwarded_for)
+        log.count_django_exceptions()
         handler = Handler(the_app, multithread=cfg.threads > 1, multiprocess=cfg.processes > 1,
                           keepalive=cfg.http_keepalive > 0, buffer_size=cfg.buffer_size,
                           limit_post=cfg.limit_post, add_headers=cfg.add_header or [],

@@ -54,6 +54,9 @@ class Scoreboard:
             os.set_inheritable(fd, False)
         self.fd = fd
         self._mm = mmap.mmap(fd, size)
+        # Word views for the per-request updates: an index is ~5x cheaper than struct.
+        self._q = memoryview(self._mm).cast("Q")
+        self._d = memoryview(self._mm).cast("d")
         self._lock = threading.Lock()
 
     def _offset(self, slot: int) -> int:
@@ -107,8 +110,8 @@ class Scoreboard:
 
     def core_busy(self, slot: int, core: int, since: float) -> None:
         """The request in flight on thread ``core`` started at ``since`` (0: none)."""
-        _D.pack_into(self._mm, self._offset(slot) + _CORE_OFF
-                     + _CORE.size * min(core, CORES - 1) + 8, since)
+        self._d[(self._offset(slot) + _CORE_OFF + _CORE.size * min(core, CORES - 1)) // 8
+                + 1] = since
 
     def finished(self, slot: int, tx: int, exception: bool, duration: float = 0.0,
                  core: int = 0) -> int:
@@ -116,20 +119,21 @@ class Scoreboard:
 
         Only this process's counters are rewritten: the master writes other fields.
         """
-        mm = self._mm
-        off = self._offset(slot)
+        q = self._q
+        base = self._offset(slot) // 8
         us = int(duration * 1_000_000)
-        hist = off + _HIST_OFF + 8 * bisect.bisect_left(BUCKETS, duration)
-        core_off = off + _CORE_OFF + _CORE.size * min(core, CORES - 1)
+        rt = base + _RT_OFF // 8
         with self._lock:
-            req, delta, exc, total = _COUNTERS.unpack_from(mm, off)
-            _COUNTERS.pack_into(mm, off, req + 1, delta + 1, exc + exception, total + tx)
-            running, avg = _RT.unpack_from(mm, off + _RT_OFF)
+            q[base] += 1  # requests, delta_requests, exceptions, tx
+            delta = q[base + 1] = q[base + 1] + 1
+            q[base + 2] += exception
+            q[base + 3] += tx
+            q[rt] += us
             # uWSGI's avg_rt: the mean of the previous value and this request's time.
-            _RT.pack_into(mm, off + _RT_OFF, running + us, (avg + us) // 2 if req else us)
-            _Q.pack_into(mm, hist, _Q.unpack_from(mm, hist)[0] + 1)
-            _Q.pack_into(mm, core_off, _Q.unpack_from(mm, core_off)[0] + 1)
-        return delta + 1
+            q[rt + 1] = (q[rt + 1] + us) // 2 if q[rt + 1] else us
+            q[base + _HIST_OFF // 8 + bisect.bisect_left(BUCKETS, duration)] += 1
+            q[base + (_CORE_OFF + _CORE.size * min(core, CORES - 1)) // 8] += 1
+        return delta
 
     def timing(self, slot: int) -> tuple[int, int]:
         """(running_time, avg_rt) of a slot, in microseconds."""

@@ -34,6 +34,8 @@ def parse_address(address: str) -> tuple[int, Any, bool]:
         parts = urlsplit(address)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         return _inet(host), (host, port), True
+    if address.isdigit():  # as --stats takes it: a port on loopback
+        return socket.AF_INET, ("127.0.0.1", int(address)), http
     if address.startswith("@"):
         return socket.AF_UNIX, "\0" + address[1:], http
     if "/" in address or ":" not in address:
@@ -56,10 +58,13 @@ def _inet(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def fetch_raw(address: str, timeout: float = 2.0, path: str = "/") -> bytes:
-    """The bytes the stats server sends (the HTTP head removed), read until EOF."""
-    family, where, http = parse_address(address)
-    if http:
+def fetch_raw(address: str, timeout: float = 2.0, path: str = "/", http: bool = False) -> bytes:
+    """The bytes the stats server sends (the HTTP head removed), read until EOF.
+
+    ``http``: send an HTTP request first (``stats-http`` on a host:port or unix address;
+    an ``http://`` address always does)."""
+    family, where, is_url = parse_address(address)
+    if is_url:
         path = urlsplit(address).path or path
     deadline = time.monotonic() + timeout
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -70,7 +75,7 @@ def fetch_raw(address: str, timeout: float = 2.0, path: str = "/") -> bytes:
         except OSError as exc:
             raise StatsUnavailable(f"no stats server is listening on {address} "
                                    f"({exc.strerror or exc})") from None
-        if http:
+        if http or is_url:
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: stats\r\n\r\n".encode("latin-1"))
         chunks: list[bytes] = []
         size = 0
@@ -105,13 +110,14 @@ def fetch_raw(address: str, timeout: float = 2.0, path: str = "/") -> bytes:
     return data
 
 
-def fetch_stats(address: str, timeout: float = 2.0) -> dict:
+def fetch_stats(address: str, timeout: float = 2.0, http: bool = False) -> dict:
     """The stats document served at ``address`` (see the module docstring), parsed.
 
+    ``http``: the server runs with ``stats-http`` (an ``http://`` address implies it).
     Raises :class:`StatsUnavailable` with a one-line reason when nothing listens there,
     it does not answer within ``timeout`` seconds, or what it sends is not JSON.
     """
-    data = fetch_raw(address, timeout)
+    data = fetch_raw(address, timeout, http=http)
     if not data:
         raise StatsUnavailable(f"{address} closed the connection without sending stats")
     try:

@@ -112,8 +112,9 @@ def test_planned_option_is_an_error():
         "option 'post-buffering' (settings.UWSGI) is not implemented yet by runuwsgi "
         "(planned, issue #5)"
     )
-    assert fails(None, {"stats": "127.0.0.1:1717"}) == (
-        "option 'stats' (command line) is not implemented yet by runuwsgi (planned, issue #6)"
+    assert fails(None, {"static_map": "/static=/srv/static"}) == (
+        "option 'static-map' (command line) is not implemented yet by runuwsgi "
+        "(planned, issue #7)"
     )
 
 
