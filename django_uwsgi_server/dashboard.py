@@ -47,14 +47,14 @@ class Target:
     master_pid: int | None
     stats: str | None
     fifo: str | None
-    problem: str | None = None  # why the master cannot be reached
+    problem: str | None = None  # why no reload can be sent from here
 
 
 def find_target() -> Target:
     info = runtime.current
     if info is not None:
         return Target(True, info.worker_id, info.master_pid, getattr(info.cfg, "stats", None),
-                      _first(info.cfg.master_fifo))
+                      _first(info.cfg.master_fifo), _other_user(info.master_pid))
     try:
         cfg = build_config(getattr(settings, "UWSGI", None), {})
     except ConfigError as exc:
@@ -67,24 +67,39 @@ def find_target() -> Target:
             pid = control.master_pid(pidfile)
         except control.ControlError as exc:
             problem = str(exc)
-    elif not fifo:
+    else:
         problem = "settings.UWSGI names no 'pidfile' or 'master-fifo' to find the server by"
-    return Target(False, None, pid, getattr(cfg, "stats", None), fifo, problem)
+    # A bad pidfile does not matter when the FIFO can carry the command.
+    return Target(False, None, pid, getattr(cfg, "stats", None), fifo,
+                  None if fifo else problem)
 
 
 def _first(values: list[str] | None) -> str | None:
     return values[0] if values else None
 
 
+def _other_user(master_pid: int) -> str | None:
+    """With ``uid`` the workers cannot signal the master (root), nor write its 0600 FIFO."""
+    me = os.geteuid()
+    if me == 0:
+        return None
+    try:
+        owner = psutil.Process(master_pid).uids().real
+    except psutil.Error:
+        return None
+    if owner == me:
+        return None
+    return (f"the workers run as uid {me} ('uid' option) and the master as uid {owner}, so "
+            f"a worker may not signal it; reload with manage.py uwsgi_reload as uid {owner}")
+
+
 def buttons(target: Target) -> list[dict[str, Any]]:
     """The two reload buttons, each disabled with the reason when it cannot work."""
-    reachable = target.master_pid is not None or target.fifo is not None
-    graceful_off = None if reachable else (target.problem or "the server's master is unknown")
-    chain_off = None if target.fifo else (
+    chain_off = target.problem or (None if target.fifo else (
         "chain reload needs the master FIFO: add \"master-fifo\": \"/run/<project>.fifo\" "
-        "to settings.UWSGI (or --master-fifo PATH)")
+        "to settings.UWSGI (or --master-fifo PATH)"))
     return [
-        {"mode": "graceful", "label": "Graceful reload", "disabled": graceful_off,
+        {"mode": "graceful", "label": "Graceful reload", "disabled": target.problem,
          "help": "New workers start with fresh code; each old worker stops once its "
                  "replacement accepts (SIGHUP to the master)."},
         {"mode": "chain", "label": "Chain reload", "disabled": chain_off,
@@ -98,8 +113,8 @@ def reload(target: Target, mode: str) -> str:
     if target.under_runuwsgi and os.getppid() != target.master_pid:
         raise ReloadError(f"the master (pid {target.master_pid}) is gone: this worker is "
                           f"stopping")
-    if target.master_pid is None and target.fifo is None:
-        raise ReloadError(target.problem or "the server's master is unknown")
+    if target.problem:
+        raise ReloadError(target.problem)
     try:
         what = control.send(MODES[mode], pid=target.master_pid, fifo=target.fifo)
     except control.ControlError as exc:
