@@ -15,7 +15,6 @@ import requests
 
 from tests.dashboard import (
     csrf_token,
-    dashboard_project,  # noqa: F401  (the fixture)
     login,
     page_text,
     stats_path,
@@ -37,7 +36,7 @@ def start_dashboard_server(start_server, tmp_path, env, extra=()):
     return server, stats
 
 
-def test_who_may_see_and_reload(start_server, tmp_path, dashboard_project):  # noqa: F811
+def test_who_may_see_and_reload(start_server, tmp_path, dashboard_project):
     server, stats = start_dashboard_server(start_server, tmp_path, dashboard_project.env)
     base = server.url
     before = stats_pids(stats)
@@ -105,7 +104,7 @@ def reload_and_wait(session, base, stats, mode):
     return page_text(reply), new
 
 
-def test_reload_buttons_send_signals(start_server, tmp_path, dashboard_project):  # noqa: F811
+def test_reload_buttons_send_signals(start_server, tmp_path, dashboard_project):
     server, stats = start_dashboard_server(start_server, tmp_path, dashboard_project.env)
     boss = login(server.url, "boss")
 
@@ -121,7 +120,7 @@ def test_reload_buttons_send_signals(start_server, tmp_path, dashboard_project):
     wait_for(lambda: sorted(new) == server.worker_pids(), 30, "only the new workers left")
 
 
-def test_stats_off_says_how_to_enable(start_server, tmp_path, dashboard_project):  # noqa: F811
+def test_stats_off_says_how_to_enable(start_server, tmp_path, dashboard_project):
     server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2"],
                           env=dashboard_project.env)
     boss = login(server.url, "boss")
@@ -147,7 +146,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_not_served_by_runuwsgi(start_server, tmp_path, dashboard_project):  # noqa: F811
+def test_not_served_by_runuwsgi(start_server, tmp_path, dashboard_project):
     """Under runserver the page says so, and finds the runuwsgi server through the stats
     address and pidfile of settings.UWSGI, as manage.py uwsgi_reload does."""
     pidfile = tmp_path / "server.pid"

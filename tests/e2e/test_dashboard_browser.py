@@ -13,7 +13,6 @@ import pytest
 
 from tests.dashboard import (
     PASSWORD,
-    dashboard_project,  # noqa: F401  (the fixture)
     stats_path,
     stats_pids,
 )
@@ -90,7 +89,7 @@ def png_size(path):
     return len(data), width, height
 
 
-def test_dashboard_in_chromium(start_server, tmp_path, dashboard_project, browser):  # noqa: F811
+def test_dashboard_in_chromium(start_server, tmp_path, dashboard_project, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
