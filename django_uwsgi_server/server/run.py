@@ -15,7 +15,7 @@ import traceback
 from typing import Any, TextIO
 
 from .. import __version__
-from . import pidfile, privileges, stats_server
+from . import pidfile, privileges, runtime, stats_server
 from .loader import AppLoadError
 from .logging import RequestLog, redirect_output, write_line
 from .master import Master, rearm_parent_death
@@ -184,6 +184,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
                 write_line(f"worker {wid}: {trace}\n{exc}" if trace else f"worker {wid}: {exc}")
                 return None
         assert master is not None
+        runtime.mark_worker(master.pid, wid, cfg)
         log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,
                          enabled=not cfg.disable_logging, log_format=cfg.log_format,
                          x_forwarded_for=cfg.log_x_forwarded_for)
