@@ -60,7 +60,8 @@ class Master:
     def __init__(self, cfg: Any, *, make_worker: Callable[[int, int, int], Any],
                  listeners: list[Any], on_ready: Callable[[], None] | None = None,
                  on_exit: Callable[[], None] | None = None, triggers: Any = None,
-                 app_failed: bool = False, hooks: list[Any] | None = None) -> None:
+                 app_failed: bool = False, stats: Any = None,
+                 hooks: list[Any] | None = None) -> None:
         self.cfg = cfg
         self.target = cfg.processes
         # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
@@ -71,6 +72,7 @@ class Master:
         self.on_exit = on_exit
         self.triggers = triggers
         self.hooks = hooks or []  # see hooks.py: titles, sd_notify, the log pipe
+        self.stats = stats  # stats_server.StatsServer: served from this loop, never blocking
         self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
         self.harakiri = cfg.harakiri or 0
         self.pid = os.getpid()
@@ -138,6 +140,8 @@ class Master:
                 signal.signal(sig, signal.SIG_DFL)
             for fd in (wake_r, wake_w, self._report_r, self._report_w):
                 os.close(fd)
+            if self.stats is not None:
+                self.stats.close()
         if self.triggers is not None:
             self.triggers.close()
         for hook in self.hooks:
@@ -155,10 +159,17 @@ class Master:
                 fds += self.triggers.fds()
             for hook in self.hooks:
                 fds += hook.fds()
+            wfds = []
+            if self.stats is not None:
+                fds += self.stats.fds()
+                wfds = self.stats.wfds()
+            ready: tuple[list, list, list] = ([], [], [])
             try:
-                select.select(fds, [], [], tick)
+                ready = select.select(fds, wfds, [], tick)
             except InterruptedError:
                 pass
+            if self.stats is not None:
+                self.stats.handle(ready[0], ready[1])
             self._drain(wake_r)
             self._read_reports()
             for sig in self._take_signals():
@@ -394,6 +405,8 @@ class Master:
         state = {"procs": procs, "scoreboard_fd": self.scoreboard.fd,
                  "slots": self.scoreboard.slots, "listeners": listeners, "chain": chain,
                  "target": self.target}
+        if self.stats is not None:
+            state["stats"] = self.stats.inheritable()
         os.set_inheritable(self.scoreboard.fd, True)
         # Signals arriving while the new image starts wait in the (inherited) mask; those
         # already recorded here are raised again so that they wait there too.
@@ -411,6 +424,8 @@ class Master:
             for listener in self.listeners:
                 os.set_inheritable(listener.sock.fileno(), False)
             os.set_inheritable(self.scoreboard.fd, False)
+            if self.stats is not None:
+                self.stats.not_inheritable()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             write_line(f"re-exec failed ({exc}); reloading the workers only")
             for proc in self.procs.values():
@@ -505,6 +520,8 @@ class Master:
             os.close(self._report_r)
             if self.triggers is not None:
                 self.triggers.close()  # in a child this only closes the FIFO fds
+            if self.stats is not None:
+                self.stats.close_in_child()
             _die_with_parent(self.pid)
             for hook in self.hooks:
                 hook.child(wid)

@@ -15,7 +15,8 @@ import traceback
 from typing import Any, TextIO
 
 from .. import __version__
-from . import hooks, logpipe, pidfile, privileges
+from . import hooks, logpipe, pidfile, privileges, runtime, stats_server
+from .loader import AppLoadError
 from .logging import RequestLog, redirect_output, set_log_date, write_line
 from .master import Master, rearm_parent_death
 from .reload import is_reexec
@@ -45,6 +46,12 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
         owner = privileges.parse_owner(cfg.chown_socket)
     except privileges.PrivilegeError as exc:
         raise ServerError(str(exc)) from None
+    try:
+        stats_server.prebind(cfg)
+    except stats_server.StatsConfigError as exc:
+        raise ServerError(str(exc)) from None
+    except BindError as exc:
+        raise ServerError(str(exc.strerror)) from None
     listeners: list[Listener] = []
     activation = Activation.from_environment()  # systemd's sockets (LISTEN_FDS), if any
     try:
@@ -61,6 +68,7 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except BindError as exc:
         for listener in listeners:
             listener.sock.close()
+        stats_server.release()
         raise ServerError(str(exc.strerror if isinstance(exc.strerror, str) else exc)) from None
     return listeners
 
@@ -181,18 +189,23 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         if the_app is None:
             try:
                 the_app = load_app()
-            except Exception:
-                write_line(f"worker {wid}: could not load the application:\n"
-                           + traceback.format_exc().rstrip())
+            except Exception as exc:
+                # The app's own traceback (not ours around it), then the one-line reason.
+                cause = exc.__cause__ if isinstance(exc, AppLoadError) else exc
+                trace = "".join(traceback.format_exception(cause)).rstrip() if cause else ""
+                write_line(f"worker {wid}: {trace}\n{exc}" if trace else f"worker {wid}: {exc}")
                 return None
         assert master is not None
+        runtime.mark_worker(master.pid, wid, cfg)
         log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,
                          enabled=not cfg.disable_logging, log_format=cfg.log_format,
                          x_forwarded_for=cfg.log_x_forwarded_for)
+        log.count_django_exceptions()
         handler = Handler(the_app, multithread=cfg.threads > 1, multiprocess=cfg.processes > 1,
                           keepalive=cfg.http_keepalive > 0, buffer_size=cfg.buffer_size,
                           limit_post=cfg.limit_post, add_headers=cfg.add_header or [],
-                          log=log, stopping=lambda: False)
+                          log=log, stopping=lambda: False, post_buffering=cfg.post_buffering,
+                          body_min_rate=cfg.body_min_rate)
         worker = Worker(worker_id=wid, listeners=listeners, handler=handler, cfg=cfg,
                         master_pid=master.pid, slot=slot, scoreboard=master.scoreboard,
                         report_fd=report_fd)
@@ -203,8 +216,12 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
     if cfg.touch_reload or cfg.touch_chain_reload or cfg.master_fifo:
         triggers = Triggers(touch_reload=cfg.touch_reload, touch_chain_reload=cfg.touch_chain_reload,
                             master_fifos=cfg.master_fifo, log=write_line)
+    try:
+        stats = stats_server.start(cfg, lambda: master)
+    except (stats_server.StatsConfigError, BindError) as exc:
+        raise ServerError(str(exc.strerror if isinstance(exc, BindError) else exc)) from None
     master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
-                    on_exit=on_exit, triggers=triggers, app_failed=app_failed,
+                    on_exit=on_exit, triggers=triggers, app_failed=app_failed, stats=stats,
                     hooks=hooks.build(cfg, daemonized=daemon is not None))
     return master.run()
 

@@ -1,4 +1,5 @@
-from django.urls import path
+from django.apps import apps
+from django.urls import include, path
 
 from . import views
 
@@ -16,3 +17,9 @@ urlpatterns = [
     path("osenv", views.osenv),
     path("alloc", views.alloc),
 ]
+
+if apps.is_installed("django.contrib.admin"):  # TEST_DASHBOARD (see the settings)
+    from django.contrib import admin
+
+    urlpatterns += [path("admin/", admin.site.urls),
+                    path("uwsgi/", include("django_uwsgi_server.urls"))]
