@@ -664,7 +664,6 @@ class Master:
     def log_summary(self) -> None:
         """SIGUSR1: a block of per-worker stats (uWSGI's "*** Starting stats ***")."""
         wall = time.time()
-        timing = getattr(self.scoreboard, "timing", None)
         lines = [f"*** stats of master pid {self.pid}: {len(self.procs)} workers, "
                  f"{self.scoreboard.total_requests()} requests served ***"]
         for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
@@ -672,15 +671,14 @@ class Master:
             busy = info["busy_since"]
             status = ("starting" if not proc.ready else
                       f"busy {wall - busy:.1f}s" if busy else "idle")
-            # uWSGI's avg_rt in microseconds, from a scoreboard that keeps request times
-            avg = timing(proc.slot)[1] if timing is not None else None
+            avg = self.scoreboard.timing(proc.slot)[1]  # uWSGI's avg_rt, microseconds
             lines.append(f"worker {proc.wid} (pid: {proc.pid}) {status} [{proc.state}] "
                          f"requests: {int(info['delta_requests'])}/{int(info['requests'])} "
                          f"exceptions: {int(info['exceptions'])} "
                          f"harakiri: {int(info['harakiri_count'])} "
                          f"respawns: {int(info['respawn_count']) - 1} "
                          f"rss: {_rss(proc.pid) / 1048576:.1f} MB "
-                         f"avg: {'-' if avg is None else f'{avg / 1000:.1f} ms'} "
+                         f"avg: {avg / 1000:.1f} ms "
                          f"running: {wall - info['last_spawn']:.0f}s")
         lines.append("*** end of stats ***")
         write_line("\n".join(lines))
