@@ -40,8 +40,9 @@ APPLICATION = "Application"
 LIMITS = "Limits and timeouts"
 LOGGING = "Logging"
 MANAGEMENT = "Process management"
+STATIC = "Static files"
 OTHER = "Other"
-GROUPS = (SOCKETS, PROCESSES, APPLICATION, LIMITS, LOGGING, MANAGEMENT, OTHER)
+GROUPS = (SOCKETS, PROCESSES, APPLICATION, LIMITS, LOGGING, MANAGEMENT, STATIC, OTHER)
 
 
 class ConfigError(Exception):
@@ -450,17 +451,55 @@ OPTIONS: tuple[Option, ...] = (
        "mode of a unix stats/metrics socket file (default 600)"),
     _O("metrics", ADDRESS, MANAGEMENT, _IMPL,
        "serve Prometheus metrics over HTTP on this address (same rules as stats)"),
+    # Static files (server/static.py)
+    _O("static-map", ENV, STATIC, _IMPL,
+       "serve files of DIR (or one file) under MOUNTPOINT: MOUNTPOINT=DIR, the mountpoint "
+       "removed from the path", repeatable=True),
+    _O("static-map2", ENV, STATIC, _IMPL,
+       "like static-map, but the whole path is looked up under DIR", repeatable=True),
+    _O("check-static", PATH, STATIC, _IMPL,
+       "serve DIR + PATH_INFO for any URL when that file exists, else the app",
+       aliases=("static-check",), repeatable=True),
+    _O("static-index", STR, STATIC, _IMPL, "file served for a directory (e.g. index.html)",
+       repeatable=True),
+    _O("static-skip-ext", STR, STATIC, _IMPL, "never serve paths ending with this as static",
+       repeatable=True),
+    _O("static-safe", PATH, STATIC, _IMPL,
+       "a directory symlinks under the static roots may point into", repeatable=True),
+    _O("static-expires-type", ENV, STATIC, _IMPL,
+       "Expires (and max-age) SECONDS from now by Content-Type: TYPE=SECONDS", repeatable=True),
+    _O("static-expires-type-mtime", ENV, STATIC, _IMPL,
+       "like static-expires-type, SECONDS after the file's mtime", repeatable=True),
+    _O("static-expires", ENV, STATIC, _IMPL,
+       "Expires SECONDS from now by file name: REGEX=SECONDS", repeatable=True),
+    _O("static-expires-mtime", ENV, STATIC, _IMPL,
+       "like static-expires, SECONDS after the file's mtime", repeatable=True),
+    _O("static-expires-uri", ENV, STATIC, _IMPL,
+       "Expires SECONDS from now by REQUEST_URI: REGEX=SECONDS", repeatable=True),
+    _O("static-expires-uri-mtime", ENV, STATIC, _IMPL,
+       "like static-expires-uri, SECONDS after the file's mtime", repeatable=True),
+    _O("static-expires-path-info", ENV, STATIC, _IMPL,
+       "Expires SECONDS from now by PATH_INFO: REGEX=SECONDS", repeatable=True),
+    _O("static-expires-path-info-mtime", ENV, STATIC, _IMPL,
+       "like static-expires-path-info, SECONDS after the file's mtime", repeatable=True),
+    _O("static-gzip-all", BOOL, STATIC, _IMPL,
+       "serve FILE.gz (or FILE.br) with Content-Encoding when it exists and the client accepts it"),
+    _O("static-gzip", STR, STATIC, _IMPL, "like static-gzip-all for file names matching a regex",
+       repeatable=True),
+    _O("static-gzip-dir", PATH, STATIC, _IMPL, "like static-gzip-all for files under a directory",
+       aliases=("static-gzip-prefix",), repeatable=True),
+    _O("static-gzip-ext", STR, STATIC, _IMPL, "like static-gzip-all for file names ending so",
+       aliases=("static-gzip-suffix",), repeatable=True),
+    _O("honour-range", BOOL, STATIC, _ACC, "honour Range requests for static files",
+       note="Range is always honoured for static files"),
+    _O("offload-threads", INT, STATIC, _ACC, "threads that send static files", min=0,
+       note="the worker sends files with sendfile(), so the kernel does the copy; a worker "
+            "thread stays busy while a slow client downloads (use threads, or nginx)"),
+    _O("nostatic", BOOL, STATIC, _IMPL,
+       "with DEBUG on, do not serve STATIC_URL from the staticfiles finders (runserver's flag)"),
     # Other
     _O("add-header", HEADER, OTHER, _IMPL, "add a header to every response", repeatable=True),
     _O("del-header", STR, OTHER, _PLAN, "remove a header from every response", repeatable=True),
-    _O("static-map", STR, OTHER, _PLAN, "serve static files (mountpoint=path)", repeatable=True),
-    _O("static-map2", STR, OTHER, _PLAN, "like static-map, appending the whole path",
-       repeatable=True),
-    _O("check-static", PATH, OTHER, _PLAN, "serve existing files from this directory",
-       repeatable=True),
-    _O("static-index", STR, OTHER, _PLAN, "index file for static directories", repeatable=True),
-    _O("static-expires-type", STR, OTHER, _PLAN, "Expires header by content type", repeatable=True),
-    _O("offload-threads", INT, OTHER, _PLAN, "threads that send static files", min=0),
     _O("cache2", STR, OTHER, _PLAN, "create a shared cache", repeatable=True),
     _O("engine", STR, OTHER, _IMPL,
        "the server: runuwsgi, or uwsgi to exec the real uWSGI (pip install "
@@ -490,9 +529,7 @@ DEFAULT_HTTP_SOCKET = "127.0.0.1:8000"
 
 # Where planned work is tracked, for the "not implemented yet" error.
 PLANNED_IN = {
-    **dict.fromkeys(("static-map", "static-map2", "check-static", "static-index",
-                     "static-expires-type", "offload-threads", "cache2"),
-                    "issue #7"),
+    **dict.fromkeys(("cache2",), "issue #7"),
 }
 
 

@@ -61,15 +61,18 @@ def _activate_home(home: str) -> None:
 
 
 def load_app(cfg: Any) -> Any:
-    """Import and return the WSGI callable named by the options (or WSGI_APPLICATION)."""
+    """Import and return the WSGI callable named by the options (or WSGI_APPLICATION),
+    wrapped like runserver's in the staticfiles handler when DEBUG is on."""
+    from .static import debug_static
+
     try:
         if cfg.wsgi_file:
-            return _from_file(cfg.wsgi_file, cfg.callable)
+            return debug_static(_from_file(cfg.wsgi_file, cfg.callable), cfg)
         if cfg.module:
-            return _from_module(cfg.module, cfg.callable)
+            return debug_static(_from_module(cfg.module, cfg.callable), cfg)
         from django.core.servers.basehttp import get_internal_wsgi_application
 
-        return get_internal_wsgi_application()
+        return debug_static(get_internal_wsgi_application(), cfg)
     except AppLoadError:
         raise
     except Exception as exc:

@@ -155,7 +155,8 @@ def banner(cfg: Any, listeners: list[Listener], app_name: str, out: TextIO) -> N
 
 def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
           on_ready: Any = None, on_exit: Any = None, app_failed: bool = False,
-          identity: privileges.Identity | None = None, daemon: Any = None) -> int:
+          identity: privileges.Identity | None = None, daemon: Any = None,
+          static: Any = None) -> int:
     """Fork the workers and run the master loop until stopped; returns the exit code.
 
     ``identity``: what each worker drops to (uid/gid) right after the fork, before it loads
@@ -163,7 +164,8 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
     launcher, which only the master may hold (its on_ready tells the launcher).
 
     ``app`` is None with lazy-apps (each worker loads it) and after a reload whose new code
-    failed to import (``app_failed``: the old workers keep serving).
+    failed to import (``app_failed``: the old workers keep serving). ``static``: the static
+    file rules (``static.build``), put in front of the app in each worker.
     """
     from .triggers import Triggers
     from .worker import Worker
@@ -195,6 +197,8 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
                 trace = "".join(traceback.format_exception(cause)).rstrip() if cause else ""
                 write_line(f"worker {wid}: {trace}\n{exc}" if trace else f"worker {wid}: {exc}")
                 return None
+        if static is not None:
+            the_app = static.wrap(the_app)
         assert master is not None
         runtime.mark_worker(master.pid, wid, cfg)
         log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,

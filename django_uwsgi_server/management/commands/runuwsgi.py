@@ -30,6 +30,7 @@ from django_uwsgi_server.server import (
     pidfile,
     privileges,
     run,
+    static,
 )
 from django_uwsgi_server.server import reload as reexec
 from django_uwsgi_server.server.loader import AppLoadError, load_app, prepare_environment
@@ -154,6 +155,10 @@ class Command(BaseCommand):
             # A reload with broken code: the old workers keep serving the old code.
             sys.stderr.write(f"{exc}\n")
             app_failed = True
+        try:
+            static_files = static.build(cfg, strict=not again)
+        except static.StaticConfigError as exc:
+            raise CommandError(str(exc)) from None
         if cfg.daemonize2 and not cfg.daemonize and not again \
                 and not self._detach(cfg, cfg.daemonize2):
             return None
@@ -174,6 +179,8 @@ class Command(BaseCommand):
             sys.stderr.write(f"master (pid: {os.getpid()}) re-executed: serving {app_name} "
                              f"with the new code\n")
         else:
+            for line in static_files.describe() if static_files else ():
+                self.stdout.write(f"Static files: {line}\n")
             run.banner(cfg, listeners, app_name, self.stdout)
         # an autoreload child's sockets belong to the parent, which vacuums them
         unix_files = run.unix_socket_files(listeners) if cfg.vacuum and not child else []
@@ -188,6 +195,7 @@ class Command(BaseCommand):
         try:
             code = run.serve(cfg, app, loader, listeners, app_failed=app_failed,
                              identity=identity, daemon=self._daemon, on_exit=on_exit,
+                             static=static_files,
                              on_ready=self._daemon.ready if self._daemon is not None else None)
         except run.ServerError as exc:  # the stats server could not bind
             on_exit()
