@@ -111,7 +111,7 @@ def parse_range(value: str, size: int) -> tuple[int, int] | str | None:
         return max(size - suffix, 0), size - 1
     first = int(first_text)
     last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and last < first:
         return None  # invalid range-spec: ignore the header (§14.1.1)
     if first >= size:
         return UNSATISFIABLE
@@ -352,13 +352,14 @@ class StaticFiles:
                 return self._refuse(environ, start_response, str(exc))
             if _encoded_separator(environ):
                 return None  # %2F / %5C: not a file name; the app may want it
-            found = self._find(rule, segments)
+            found = self._find(rule, segments, rest.endswith("/"))
             if found is not None:
                 return self._serve(environ, start_response, *found)
         return None
 
-    def _find(self, rule: Rule, segments: list[bytes]) -> tuple[bytes, int] | None:
-        """(real path, fd) of the file to send, or None."""
+    def _find(self, rule: Rule, segments: list[bytes], slash: bool) -> tuple[bytes, int] | None:
+        """(real path, fd) of the file to send, or None. ``slash``: the path ends with "/",
+        so only a directory (its index) may answer, as nginx does."""
         if rule.is_file:
             candidate = rule.root
         elif segments:
@@ -380,6 +381,8 @@ class StaticFiles:
                     break
             else:
                 return None  # a directory without an index: the app decides (uWSGI)
+        elif slash:
+            return None
         if self.skip_ext_bytes and real.endswith(self.skip_ext_bytes):
             return None
         fd = _open_regular(real)
