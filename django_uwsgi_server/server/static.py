@@ -349,7 +349,7 @@ class StaticFiles:
             try:
                 segments = split_path(rest.encode("latin-1"))
             except Refused as exc:
-                return self._refuse(environ, start_response, str(exc))
+                return refuse(environ, start_response, str(exc))
             if _encoded_separator(environ):
                 return None  # %2F / %5C: not a file name; the app may want it
             found = self._find(rule, segments, rest.endswith("/"))
@@ -400,14 +400,6 @@ class StaticFiles:
                    f"{os.fsdecode(real)!r}, outside {os.fsdecode(rule.root)!r} and the "
                    f"static-safe roots; not served")
         return None
-
-    def _refuse(self, environ: dict[str, Any], start_response: Any, why: str) -> list[bytes]:
-        write_line(f"[static] refused {environ.get('REQUEST_URI') or environ.get('PATH_INFO')!r}:"
-                   f" {why}")
-        body = b"400 Bad Request: the path may not contain '..', NUL or backslash\n"
-        start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
-                                           ("Content-Length", str(len(body)))])
-        return [body]
 
     # -- answering -----------------------------------------------------------------------
     def _serve(self, environ: dict[str, Any], start_response: Any, real: bytes, fd: int) -> Any:
@@ -493,6 +485,16 @@ class StaticFiles:
         return []
 
 
+def refuse(environ: dict[str, Any], start_response: Any, why: str) -> list[bytes]:
+    """400 for a path that climbs or hides a NUL: logged, and the app never sees it."""
+    write_line(f"[static] refused {environ.get('REQUEST_URI') or environ.get('PATH_INFO')!r}:"
+               f" {why}")
+    body = b"400 Bad Request: the path may not contain '..', NUL or backslash\n"
+    start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                       ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def _open_regular(path: bytes) -> int | None:
     """An fd on ``path`` if it is a regular file (never blocks on a FIFO), else None."""
     try:
@@ -557,4 +559,18 @@ def debug_static(app: Any, cfg: Any) -> Any:
         return app
     from django.contrib.staticfiles.handlers import StaticFilesHandler
 
-    return StaticFilesHandler(app)
+    handler = StaticFilesHandler(app)
+    prefix = handler.base_url[2]
+
+    def debug_static_then_app(environ: dict[str, Any], start_response: Any) -> Any:
+        # Django's finders refuse a climbing path with SuspiciousFileOperation, which
+        # escapes the handler as a 500 (under runserver too): answer 400 instead.
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(prefix):
+            try:
+                split_path(path.encode("latin-1", "replace"))
+            except Refused as exc:
+                return refuse(environ, start_response, str(exc))
+        return handler(environ, start_response)
+
+    return debug_static_then_app
