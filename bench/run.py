@@ -3,7 +3,7 @@
 
     python bench/run.py [--quick] [--duration 10] [--rounds 3] [--connections 16]
                         [--servers runuwsgi,uwsgi,gunicorn]
-                        [--endpoints plain,template,db,upload,download]
+                        [--endpoints plain,template,db,upload,download,static]
 
 See bench/README.rst for the method.  Only the standard library, psutil, ``wrk`` and
 ``taskset`` are needed; servers that are not installed are skipped.
@@ -43,10 +43,16 @@ LOADGEN_CPU = "1"
 SETTINGS = "mysite.settings_bench"
 UPLOAD_SIZE = 64 * 1024
 DOWNLOAD_SIZE = 1 << 20
+# The static endpoint: one file served by the server itself (static-map), not by Django.
+STATIC_SIZE = 16 * 1024
+STATIC_DIR = PROJECT / "var" / "bench-static"
+STATIC_MOUNT = "/static-bench"
 START_DEADLINE = 30.0
 STOP_DEADLINE = 10.0
 WARMUP_SECONDS = 1
 SUBJECT = "runuwsgi"
+# Endpoints bench/ceiling.py can run in-process (static files never reach the app).
+CEILING_ENDPOINTS = ("plain", "template", "db", "upload", "download")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Endpoint:
             "db": lambda: body.count(b'"id"') == 10,
             "upload": lambda: body == str(UPLOAD_SIZE).encode(),
             "download": lambda: len(body) == DOWNLOAD_SIZE,
+            "static": lambda: len(body) == STATIC_SIZE,
         }[self.name]
         return None if expected() else f"unexpected body ({len(body)} bytes)"
 
@@ -77,6 +84,7 @@ ENDPOINTS = {
         Endpoint("db", "GET", "/bench/db"),
         Endpoint("upload", "POST", "/bench/upload"),
         Endpoint("download", "GET", "/bench/download"),
+        Endpoint("static", "GET", f"{STATIC_MOUNT}/bench.css"),
     ]
 }
 
@@ -91,6 +99,11 @@ def _uwsgi_binary():
     if local.exists():
         return str(local)
     return shutil.which("uwsgi")
+
+
+# uWSGI writes the static file's headers, then sendfile()s the body: without TCP_NODELAY
+# every response waits for the client's delayed ACK (about 22 req/s here).
+_UWSGI_STATIC = ("--static-map", f"{STATIC_MOUNT}={STATIC_DIR}", "--tcp-nodelay")
 
 
 def _uwsgi_argv(socket_option):
@@ -114,6 +127,8 @@ class Server:
     argv: object  # (port, processes=1) -> list[str]
     available: object  # () -> str | None (reason it is missing)
     note: str = ""
+    # Extra arguments for the static endpoint; None: the server cannot serve files.
+    static_argv: tuple = ("--static-map", f"{STATIC_MOUNT}={STATIC_DIR}")
 
 
 def _have_module(mod, hint):
@@ -150,6 +165,7 @@ SERVERS = {
             _uwsgi_argv("--http11-socket"),
             lambda: None if _uwsgi_binary() else "uwsgi (pyuwsgi) not installed",
             "--http11-socket: serves one keep-alive connection until the client closes it",
+            static_argv=_UWSGI_STATIC,
         ),
         # Not in the default set: uWSGI's plain http-socket closes after every response.
         Server(
@@ -157,6 +173,7 @@ SERVERS = {
             _uwsgi_argv("--http-socket"),
             lambda: None if _uwsgi_binary() else "uwsgi (pyuwsgi) not installed",
             "--http-socket: no keep-alive",
+            static_argv=_UWSGI_STATIC,
         ),
         Server(
             "gunicorn",
@@ -166,6 +183,7 @@ SERVERS = {
             ],
             _have_module("gunicorn", "gunicorn"),
             "sync worker: closes the connection after every response",
+            static_argv=None,  # gunicorn serves no static files (WhiteNoise would, in Django)
         ),
     ]
 }
@@ -201,11 +219,11 @@ def http_request(port, endpoint, timeout):
 class RunningServer:
     """A server started in its own session so that its whole tree can be stopped."""
 
-    def __init__(self, server, pin, logdir, processes=1):
+    def __init__(self, server, pin, logdir, processes=1, extra=()):
         self.server = server
         self.port = free_port()
         self.log_path = Path(logdir) / f"{server.name}-{self.port}.log"
-        argv = server.argv(self.port, processes)
+        argv = [*server.argv(self.port, processes), *extra]
         if pin:
             argv = ["taskset", "-c", SERVER_CPU, *argv]
         env = dict(os.environ, DJANGO_SETTINGS_MODULE=SETTINGS, DJANGO_DEBUG="0")
@@ -371,7 +389,8 @@ def run_ceiling(endpoint, seconds, pin):
 def bench_one(server, endpoint, args, lua, pin, logdir):
     """Start a server, check, warm up, measure, stop.  Returns a result dict."""
     result = {"server": server.name, "endpoint": endpoint.name}
-    running = RunningServer(server, pin, logdir)
+    extra = server.static_argv if endpoint.name == "static" else ()
+    running = RunningServer(server, pin, logdir, extra=extra)
     try:
         try:
             running.wait_ready(ENDPOINTS["plain"])
@@ -450,7 +469,7 @@ def print_tables(summary, servers, failed, connections):
         for name in servers:
             s = rows["servers"].get(name)
             if s is None:
-                why = failed.get(name, "not run")
+                why = failed.get(f"{name}:{ep}", failed.get(name, "not run"))
                 print(f"  {name:<12}{why.splitlines()[0]}")
                 continue
             frac = s["ceiling_fraction"]
@@ -583,6 +602,8 @@ def main(argv=None):
     )
     print("versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val))
 
+    STATIC_DIR.mkdir(parents=True, exist_ok=True)
+    (STATIC_DIR / "bench.css").write_bytes((b"body { margin: 0 }\n" * STATIC_SIZE)[:STATIC_SIZE])
     runs, ceilings = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         lua = Path(tmp) / "upload.lua"
@@ -599,13 +620,16 @@ def main(argv=None):
                 order = servers[k:] + servers[:k]
                 for ep_name in args.endpoints:
                     ep = ENDPOINTS[ep_name]
-                    if not args.no_ceiling:
+                    if not args.no_ceiling and ep_name in CEILING_ENDPOINTS:
                         c = run_ceiling(ep, min(args.duration, 5), pin)
                         ceilings.setdefault(ep_name, []).append(c)
                         rps = f"{c['rps']:.0f} req/s" if "rps" in c else c.get("error")
                         print(f"[round {rnd + 1}] {ep_name:<9} {'ceiling':<11} {rps}")
                     for name in order:
                         if name in failed:
+                            continue
+                        if ep_name == "static" and SERVERS[name].static_argv is None:
+                            failed.setdefault(f"{name}:static", "serves no static files")
                             continue
                         try:
                             r = bench_one(SERVERS[name], ep, args, str(lua), pin, tmp)

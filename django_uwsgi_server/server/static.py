@@ -26,6 +26,7 @@ rule and then to the app, as in uWSGI.
 from __future__ import annotations
 
 import calendar
+import functools
 import mimetypes
 import os
 import re
@@ -49,13 +50,35 @@ _UTF8_TYPES = frozenset(("application/javascript", "application/json", "applicat
                          "image/svg+xml", "application/manifest+json"))
 # Encodings tried for a precompressed sibling, best first (uWSGI: .br, then .gz).
 _SIBLINGS = (("br", b".br"), ("gzip", b".gz"))
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+_PATH_FLAGS = os.O_PATH | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 UNSATISFIABLE = "unsatisfiable"
 _DIGITS = re.compile(r"[0-9]*")
 
 
 class StaticConfigError(Exception):
     """A static option that cannot work; ``str()`` is the one-line message."""
+
+
+class Found:
+    """A file found for a request: an O_PATH descriptor, its real path and stat."""
+
+    __slots__ = ("fd", "real", "st", "rule", "name")
+
+    def __init__(self, fd: int, real: bytes, st: os.stat_result, rule: Rule) -> None:
+        self.fd, self.real, self.st, self.rule = fd, real, st, rule
+        self.name = real  # what Content-Type and expires go by (FILE for FILE.gz)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+@functools.lru_cache(maxsize=1024)
+def http_date(seconds: int) -> str:
+    """An IMF-fixdate (cached: the same few mtimes are formatted over and over)."""
+    return formatdate(seconds, usegmt=True)
 
 
 class Refused(Exception):
@@ -292,6 +315,9 @@ def build(cfg: Any, strict: bool = True) -> StaticFiles | None:
                     matcher = _regex(cfg, option, pattern).search
                 expires.append(Expires(subject, matcher, seconds, bool(suffix)))
     gzip_regex = [_regex(cfg, "static-gzip", p) for p in cfg.static_gzip or ()]
+    if not os.path.isdir("/proc/self/fd"):
+        raise StaticConfigError("static files need /proc mounted (the real path of each "
+                                "file is read from /proc/self/fd)")
     mimetypes.init()  # read /etc/mime.types once, in the master, before the fork
     return StaticFiles(
         rules, index=[os.fsencode(i) for i in cfg.static_index or ()],
@@ -354,86 +380,95 @@ class StaticFiles:
                 return None  # %2F / %5C: not a file name; the app may want it
             found = self._find(rule, segments, rest.endswith("/"))
             if found is not None:
-                return self._serve(environ, start_response, *found)
+                headers: list[tuple[str, str]] = []
+                if self.gzip and self._gzip_wanted(found.real):
+                    headers.append(("Vary", "Accept-Encoding"))
+                    found = self._precompressed(environ, found, headers)
+                try:
+                    return self._answer(environ, start_response, found, headers)
+                finally:
+                    found.close()
         return None
 
-    def _find(self, rule: Rule, segments: list[bytes], slash: bool) -> tuple[bytes, int] | None:
-        """(real path, fd) of the file to send, or None. ``slash``: the path ends with "/",
-        so only a directory (its index) may answer, as nginx does."""
-        if rule.is_file:
-            candidate = rule.root
-        elif segments:
-            candidate = rule.root + b"/" + b"/".join(segments)
-        else:
-            candidate = rule.root
-        real = self._allowed(rule, candidate)
-        if real is None:
+    def _find(self, rule: Rule, segments: list[bytes], slash: bool) -> Found | None:
+        """The file to send, or None. ``slash``: the path ends with "/", so only a
+        directory (its index) may answer, as nginx does."""
+        candidate = rule.root + b"/" + b"/".join(segments) if segments and not rule.is_file \
+            else rule.root
+        found = self._resolve(rule, candidate)
+        if found is None:
             return None
-        try:
-            st = os.stat(real)
-        except (OSError, ValueError):
-            return None
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(found.st.st_mode):
+            directory = found.real
+            found.close()
             for name in self.index:
-                index = self._allowed(rule, real + b"/" + name)
-                if index is not None and os.path.isfile(index):
-                    real = index
-                    break
+                found = self._resolve(rule, directory + b"/" + name)
+                if found is not None:
+                    if stat.S_ISREG(found.st.st_mode):
+                        break
+                    found.close()
             else:
                 return None  # a directory without an index: the app decides (uWSGI)
-        elif slash:
+        elif slash or not stat.S_ISREG(found.st.st_mode):
+            found.close()
             return None
-        if self.skip_ext_bytes and real.endswith(self.skip_ext_bytes):
+        if self.skip_ext_bytes and found.real.endswith(self.skip_ext_bytes):
+            found.close()
             return None
-        fd = _open_regular(real)
-        return None if fd is None else (real, fd)
+        return found
 
-    def _allowed(self, rule: Rule, path: bytes) -> bytes | None:
-        """The resolved path if it stays under the rule's root or a static-safe root."""
+    def _resolve(self, rule: Rule, path: bytes) -> Found | None:
+        """``path`` opened with O_PATH (no side effects, even on a device or a FIFO), if the
+        kernel's idea of where it really is stays under the rule's root or a static-safe
+        root. The path checked is the path of the very file that will be sent: nothing can
+        swap a symlink between the check and the open."""
         try:
-            real = os.path.realpath(path)
+            fd = os.open(path, _PATH_FLAGS)
         except (OSError, ValueError):
             return None
-        if inside(real, rule.root) or any(inside(real, safe) for safe in self.safe):
-            return real
-        write_line(f"[static] security: {os.fsdecode(path)!r} resolves to "
-                   f"{os.fsdecode(real)!r}, outside {os.fsdecode(rule.root)!r} and the "
-                   f"static-safe roots; not served")
+        try:
+            real = os.readlink(b"/proc/self/fd/%d" % fd)
+            if inside(real, rule.root) or any(inside(real, safe) for safe in self.safe):
+                return Found(fd, real, os.fstat(fd), rule)
+            write_line(f"[static] security: {os.fsdecode(path)!r} resolves to "
+                       f"{os.fsdecode(real)!r}, outside {os.fsdecode(rule.root)!r} and the "
+                       f"static-safe roots; not served")
+        except OSError:
+            pass
+        os.close(fd)
         return None
 
     # -- answering -----------------------------------------------------------------------
-    def _serve(self, environ: dict[str, Any], start_response: Any, real: bytes, fd: int) -> Any:
-        try:
-            return self._answer(environ, start_response, real, fd)
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _answer(self, environ: dict[str, Any], start_response: Any, real: bytes,
-                fd: int) -> Any:
-        ctype = content_type(real)
-        headers: list[tuple[str, str]] = []
-        if self.gzip and self._gzip_wanted(real):
-            headers.append(("Vary", "Accept-Encoding"))
-            accept = environ.get("HTTP_ACCEPT_ENCODING", "")
-            for coding, suffix in _SIBLINGS:
-                if accept and accepts(accept, coding):
-                    sibling = _open_regular(real + suffix)
-                    if sibling is not None:
-                        os.close(fd)
-                        fd = sibling
+    def _precompressed(self, environ: dict[str, Any], found: Found,
+                       headers: list[tuple[str, str]]) -> Found:
+        """FILE.br or FILE.gz instead of FILE when the client accepts it and it exists
+        (under the same rules as FILE itself); the Content-Type stays FILE's."""
+        accept = environ.get("HTTP_ACCEPT_ENCODING", "")
+        for coding, suffix in _SIBLINGS if accept else ():
+            if accepts(accept, coding):
+                sibling = self._resolve(found.rule, found.real + suffix)
+                if sibling is not None:
+                    if stat.S_ISREG(sibling.st.st_mode):
                         headers.append(("Content-Encoding", coding))
-                        break
-        st = os.fstat(fd)
+                        sibling.name = found.real
+                        found.close()
+                        return sibling
+                    sibling.close()
+        return found
+
+    def _answer(self, environ: dict[str, Any], start_response: Any, found: Found,
+                headers: list[tuple[str, str]]) -> Any:
+        real = found.name
+        ctype = content_type(real)
+        st = found.st
         size = st.st_size
         mtime = int(st.st_mtime)
         etag = f'"{mtime:x}-{size:x}"'
-        headers.append(("Last-Modified", formatdate(mtime, usegmt=True)))
+        headers.append(("Last-Modified", http_date(mtime)))
         headers.append(("ETag", etag))
         if self.expires:
             headers.extend(self._expires(environ, real, ctype, mtime))
         if _not_modified(environ, etag, mtime):
-            os.close(fd)
             start_response("304 Not Modified", headers)
             return [b""]
         headers.append(("Content-Type", ctype))
@@ -444,7 +479,6 @@ class StaticFiles:
         if wanted and environ.get("REQUEST_METHOD") == "GET" and _if_range(environ, etag, mtime):
             span = parse_range(wanted, size)
             if span == UNSATISFIABLE:
-                os.close(fd)
                 start_response("416 Range Not Satisfiable",
                                [*headers, ("Content-Range", f"bytes */{size}")])
                 return [b""]
@@ -454,8 +488,9 @@ class StaticFiles:
                 status = "206 Partial Content"
                 headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
         headers.append(("Content-Length", str(length)))
+        # Opened for reading through the O_PATH descriptor: the same inode that was checked.
+        body = open(os.open(b"/proc/self/fd/%d" % found.fd, _READ_FLAGS), "rb", buffering=0)
         start_response(status, headers)
-        body = os.fdopen(fd, "rb", buffering=0)
         if first:
             body.seek(first)  # the worker's sendfile starts at the file's position
         wrapper = environ.get("wsgi.file_wrapper") or FileWrapper
@@ -493,22 +528,6 @@ def refuse(environ: dict[str, Any], start_response: Any, why: str) -> list[bytes
     start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
                                        ("Content-Length", str(len(body)))])
     return [body]
-
-
-def _open_regular(path: bytes) -> int | None:
-    """An fd on ``path`` if it is a regular file (never blocks on a FIFO), else None."""
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except (OSError, ValueError):
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.set_blocking(fd, True)
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
 
 
 def _encoded_separator(environ: dict[str, Any]) -> bool:

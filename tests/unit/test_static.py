@@ -322,3 +322,27 @@ def test_encoded_slash_is_not_a_file_name(files):
     environ_path = "/static/css/a.css"
     status = _respond(files, environ_path, REQUEST_URI="/static/css%2Fa.css")[0]
     assert status is None
+
+
+def test_a_precompressed_sibling_is_held_to_the_same_rules(tree):
+    root = tree / "root"
+    (root / "evil.js").write_text("plain")
+    (root / "evil.js.gz").symlink_to(tree / "secret.txt")
+    files = static.build(build_config({}, {"static_map": [f"/static={root}"],
+                                           "static_gzip_all": True}))
+    status, headers, body = _respond(files, "/static/evil.js", HTTP_ACCEPT_ENCODING="gzip")
+    assert (status, body) == ("200 OK", b"plain") and "Content-Encoding" not in headers
+    assert headers["Vary"] == "Accept-Encoding"
+
+
+def test_no_descriptor_leaks(files):
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    for path in ("/static/css/a.css", "/static/withindex/", "/static/out.txt", "/static/fifo",
+                 "/static/empty/", "/static/nothere", "/static/css/a.css/"):
+        for extra in ({}, {"HTTP_RANGE": "bytes=999-"}, {"HTTP_IF_NONE_MATCH": "*"}):
+            _respond(files, path, **extra)
+            _respond(files, path, method="HEAD", **extra)
+    assert open_fds() == before
