@@ -489,7 +489,14 @@ class StaticFiles:
                 headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
         headers.append(("Content-Length", str(length)))
         # Opened for reading through the O_PATH descriptor: the same inode that was checked.
-        body = open(os.open(b"/proc/self/fd/%d" % found.fd, _READ_FLAGS), "rb", buffering=0)
+        try:
+            body = open(os.open(b"/proc/self/fd/%d" % found.fd, _READ_FLAGS), "rb", buffering=0)
+        except OSError as exc:  # e.g. not readable by the worker's uid: nginx's 403
+            write_line(f"[static] cannot open {os.fsdecode(found.real)!r}: {exc.strerror}")
+            forbidden = b"403 Forbidden\n"
+            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
+                                             ("Content-Length", str(len(forbidden)))])
+            return [forbidden]
         start_response(status, headers)
         if first:
             body.seek(first)  # the worker's sendfile starts at the file's position

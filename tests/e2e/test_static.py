@@ -425,3 +425,30 @@ def test_bad_static_option_is_a_one_line_error(args, message):
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_served_after_dropping_privileges_and_403_when_unreadable(start_server):
+    """Workers run as nobody: a world-readable file is served, a 0600 one is a 403 (and
+    the worker goes on)."""
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="dus-static-")
+    try:
+        os.chmod(base, 0o755)
+        with open(os.path.join(base, "public.txt"), "wb") as f:
+            f.write(b"for everyone")
+        os.chmod(os.path.join(base, "public.txt"), 0o644)
+        with open(os.path.join(base, "private.txt"), "wb") as f:
+            f.write(SECRET)
+        os.chmod(os.path.join(base, "private.txt"), 0o600)
+        server = start_server(["--http-socket", f"{HOST}:0", "--processes", "1",
+                               "--uid", "nobody", "--gid", "nogroup",
+                               "--static-map", f"/s={base}"])
+        assert fetch(server, "/s/public.txt").content == b"for everyone"
+        r = fetch(server, "/s/private.txt")
+        assert r.status_code == 403 and SECRET not in r.content
+        assert fetch(server, "/s/public.txt").content == b"for everyone"
+        assert "cannot open" in server.stderr()
+    finally:
+        shutil.rmtree(base)
