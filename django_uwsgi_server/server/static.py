@@ -373,7 +373,7 @@ class StaticFiles:
             if rest is None:
                 continue
             try:
-                segments = split_path(rest.encode("latin-1"))
+                segments = split_path(rest.encode("latin-1", "replace"))
             except Refused as exc:
                 return refuse(environ, start_response, str(exc))
             if _encoded_separator(environ):

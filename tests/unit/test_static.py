@@ -8,7 +8,7 @@ import os
 import posixpath
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_uwsgi_server.conf import build_config
@@ -346,3 +346,21 @@ def test_no_descriptor_leaks(files):
             _respond(files, path, **extra)
             _respond(files, path, method="HEAD", **extra)
     assert open_fds() == before
+
+
+_PIECES = ["..", ".", "", "css", "a.css", "out.txt", "outdir", "secret.txt", "\\", "\x00",
+           "root", "safe", "shared.txt", "sibling.txt", "fifo", "withindex", "index.html",
+           "inner.css", "root2", "x.txt", "empty"]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=6), st.booleans())
+def test_any_path_serves_only_files_under_the_roots(files, tree, pieces, head):
+    """Whatever the path is made of: the static layer sends a file of the root (or of
+    static-safe), answers 400, or leaves the request to the app — never the secret."""
+    allowed = {b"body{}", b"<p>index</p>", b"shared"}
+    status, headers, body = _respond(files, "/static/" + "/".join(pieces),
+                                     method="HEAD" if head else "GET")
+    assert status in (None, "200 OK", "400 Bad Request")
+    assert not body or body in allowed or status == "400 Bad Request"
+    assert b"SECRET" not in (body or b"") and b"sibling" not in (body or b"")
