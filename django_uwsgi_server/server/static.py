@@ -242,6 +242,18 @@ class Expires:
     from_mtime: bool
 
 
+# (subject, option), in the order the first matching rule is looked for.
+_EXPIRES = tuple((subject, name + suffix)
+                 for subject, name in (("filename", "static-expires"),
+                                       ("path-info", "static-expires-path-info"),
+                                       ("uri", "static-expires-uri"),
+                                       ("type", "static-expires-type"))
+                 for suffix in ("", "-mtime"))
+_NEED_A_ROOT = ("static-index", "static-skip-ext", "static-safe", "static-gzip-all",
+                "static-gzip", "static-gzip-dir", "static-gzip-ext",
+                *(option for _, option in _EXPIRES))
+
+
 def _seconds_rule(cfg: Any, name: str) -> Iterable[tuple[str, int]]:
     for item in getattr(cfg, name.replace("-", "_")) or ():
         pattern, _, seconds = item.rpartition("=")
@@ -279,9 +291,7 @@ def build(cfg: Any, strict: bool = True) -> StaticFiles | None:
     re-exec) only warns and skips a root that has disappeared.
     """
     if not (cfg.check_static or cfg.static_map or cfg.static_map2):
-        for name in ("static-index", "static-skip-ext", "static-safe", "static-gzip-all",
-                     "static-gzip", "static-gzip-dir", "static-gzip-ext", "static-expires-type",
-                     "static-expires"):
+        for name in _NEED_A_ROOT:
             if getattr(cfg, name.replace("-", "_")):
                 raise StaticConfigError(f"option {name!r} ({cfg.origin(name)}) needs a static "
                                         f"root: add static-map, static-map2 or check-static")
@@ -304,16 +314,13 @@ def build(cfg: Any, strict: bool = True) -> StaticFiles | None:
     if not rules:  # a reload after every root disappeared
         return None
     expires: list[Expires] = []
-    for subject, name in (("filename", "static-expires"), ("path-info", "static-expires-path-info"),
-                          ("uri", "static-expires-uri"), ("type", "static-expires-type")):
-        for suffix in ("", "-mtime"):
-            option = name + suffix
-            for pattern, seconds in _seconds_rule(cfg, option):
-                if subject == "type":
-                    matcher: Callable[[str], Any] = pattern.strip().__eq__
-                else:
-                    matcher = _regex(cfg, option, pattern).search
-                expires.append(Expires(subject, matcher, seconds, bool(suffix)))
+    for subject, option in _EXPIRES:
+        for pattern, seconds in _seconds_rule(cfg, option):
+            if subject == "type":
+                matcher: Callable[[str], Any] = pattern.strip().__eq__
+            else:
+                matcher = _regex(cfg, option, pattern).search
+            expires.append(Expires(subject, matcher, seconds, option.endswith("-mtime")))
     gzip_regex = [_regex(cfg, "static-gzip", p) for p in cfg.static_gzip or ()]
     if not os.path.isdir("/proc/self/fd"):
         raise StaticConfigError("static files need /proc mounted (the real path of each "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -201,6 +202,8 @@ def _build(tmp_path, **options):
     ({"check_static": ["/no/such/dir"]}, "option 'check-static' (command line)"),
     ({"static_index": ["index.html"]}, "needs a static root"),
     ({"static_gzip_all": True}, "needs a static root"),
+    ({"static_expires_uri_mtime": ["x=1"]}, "option 'static-expires-uri-mtime' (command line) "
+                                            "needs a static root"),
 ])
 def test_build_errors(tmp_path, options, message):
     with pytest.raises(static.StaticConfigError, match=message.replace("(", r"\(")
@@ -364,3 +367,32 @@ def test_any_path_serves_only_files_under_the_roots(files, tree, pieces, head):
     assert status in (None, "200 OK", "400 Bad Request")
     assert not body or body in allowed or status == "400 Bad Request"
     assert b"SECRET" not in (body or b"") and b"sibling" not in (body or b"")
+
+
+@pytest.mark.parametrize("option, value, from_mtime", [
+    ("static_expires", r"\.css$=100", False),
+    ("static_expires_mtime", r"/css/=100", True),
+    ("static_expires_uri", r"^/static/css=100", False),
+    ("static_expires_uri_mtime", r"a\.css=100", True),
+    ("static_expires_path_info", r"\.css$=100", False),
+    ("static_expires_path_info_mtime", r"\.css$=100", True),
+    ("static_expires_type", "text/css=100", False),
+    ("static_expires_type_mtime", "text/css=100", True),
+])
+def test_every_expires_rule(tree, option, value, from_mtime):
+    from email.utils import parsedate_to_datetime
+
+    files = static.build(build_config({}, {"static_map": [f"/static={tree}/root"],
+                                           option: [value]}))
+    mtime = int(os.stat(tree / "root" / "css" / "a.css").st_mtime)
+    base = mtime if from_mtime else int(time.time())
+    _, headers, _ = _respond(files, "/static/css/a.css")
+    assert abs(parsedate_to_datetime(headers["Expires"]).timestamp() - (base + 100)) <= 1
+    assert "Expires" not in _respond(files, "/static/withindex/index.html")[1]
+
+
+def test_first_expires_rule_wins_file_name_before_type(tree):
+    files = static.build(build_config({}, {"static_map": [f"/static={tree}/root"],
+                                           "static_expires_type": ["text/css=999"],
+                                           "static_expires": [r"\.css$=100"]}))
+    assert _respond(files, "/static/css/a.css")[1]["Cache-Control"] == "max-age=100"
