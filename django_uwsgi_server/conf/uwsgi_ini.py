@@ -46,6 +46,8 @@ RUNUWSGI_ONLY: dict[str, str] = {
                           "binds any address it is given",
     "stats-chmod": "runuwsgi's mode for a unix stats socket (default 0600)",
     "metrics": "runuwsgi's Prometheus endpoint; uWSGI needs an exporter reading its stats",
+    "nostatic": "runserver's flag; uWSGI never serves STATIC_URL from the staticfiles "
+                "finders (use static-map with collectstatic's STATIC_ROOT)",
     "set-placeholder": "placeholders are already substituted in the values below",
     "ini": "the files are already merged into the lines below",
     "reload": "a client command, not a server option",
@@ -56,8 +58,10 @@ RUNUWSGI_ONLY: dict[str, str] = {
 _SPELLED_OUT = ("master", "processes", "need-app", "die-on-term", "buffer-size",
                 "socket-timeout", "listen", "min-worker-lifetime")
 # Accepted options describing what runuwsgi always does: written as uWSGI's switch for it.
+# tcp-nodelay: runuwsgi always sets TCP_NODELAY; without it uWSGI's static files (headers,
+# then sendfile) wait for the client's delayed ACK, 40 ms a response.
 _ALWAYS = (("wsgi-env-behaviour", "holy"), ("py-call-osafterfork", "true"),
-           ("strict", "true"))
+           ("strict", "true"), ("tcp-nodelay", "true"))
 
 
 @dataclass(frozen=True)

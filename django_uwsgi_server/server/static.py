@@ -335,6 +335,21 @@ def build(cfg: Any, strict: bool = True) -> StaticFiles | None:
         gzip_ext=tuple(os.fsencode(e) for e in cfg.static_gzip_ext or ()))
 
 
+def check(cfg: Any) -> None:
+    """Validate the static options in a process that has not applied ``chdir`` (the
+    autoreload parent), resolving relative roots as the server will."""
+    cwd = os.getcwd()
+    try:
+        if cfg.chdir:
+            try:
+                os.chdir(cfg.chdir)
+            except OSError:
+                return  # the server reports the chdir itself
+        build(cfg)
+    finally:
+        os.chdir(cwd)
+
+
 # -- serving -----------------------------------------------------------------------------------
 
 class StaticFiles:

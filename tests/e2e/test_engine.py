@@ -209,3 +209,28 @@ def test_bad_engine_is_one_line():
     assert r.returncode == 1
     assert r.stderr.strip() == ("CommandError: invalid value 'gunicorn' for option 'engine' "
                                 "(command line): expected runuwsgi or uwsgi")
+
+
+def test_static_options_run_under_real_uwsgi_without_delayed_ack_stalls(processes, tmp_path):
+    """The static options are uWSGI's own: the printed ini serves the same files, and
+    tcp-nodelay (written always, as runuwsgi always sets it) keeps keep-alive static
+    responses from waiting 40 ms each for the client's delayed ACK."""
+    import gzip
+    import time
+
+    root = tmp_path / "static"
+    root.mkdir()
+    (root / "app.css").write_bytes(b"body{}" * 1000)
+    (root / "app.css.gz").write_bytes(gzip.compress(b"body{}" * 1000))
+    proc, url = _run_uwsgi_ini(processes, tmp_path, ["--static-map", f"/s={root}",
+                                                     "--static-gzip-all"])
+    assert "tcp-nodelay = true" in (tmp_path / "printed.ini").read_text().splitlines()
+    assert _serving(proc, url + "/s/app.css").content == b"body{}" * 1000
+    with requests.Session() as session:
+        zipped = session.get(url + "/s/app.css", headers={"Accept-Encoding": "gzip"}, timeout=5)
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        began = time.monotonic()
+        for _ in range(50):
+            assert session.get(url + "/s/app.css", timeout=5).status_code == 200
+        elapsed = time.monotonic() - began
+    assert elapsed < 1.5, f"50 keep-alive static responses took {elapsed:.2f} s (40 ms stalls?)"

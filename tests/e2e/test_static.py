@@ -17,10 +17,12 @@ from email.utils import formatdate, parsedate_to_datetime
 import pytest
 import requests
 
+from django_uwsgi_server.conf import build_config
+from django_uwsgi_server.server import static
 from django_uwsgi_server.server.uwsgi_protocol import build_packet
 from tests.e2e.test_uwsgi import uwsgi_request
 from tests.rawhttp import RawClient, get
-from tests.server import EXAMPLE_PROJECT, Server, stop_all, wait_for
+from tests.server import EXAMPLE_PROJECT, Server, run_command, stop_all, wait_for
 
 HOST = "127.0.0.1"
 SECRET = f"TOPSECRET-{uuid.uuid4().hex}".encode()
@@ -419,19 +421,20 @@ def test_no_debug_static_without_debug_or_with_nostatic(example, debug, extra):
      "expected TYPE=SECONDS"),
 ])
 def test_bad_static_option_is_a_one_line_error(args, message):
-    from tests.server import run_command
-
     result = run_command(["--http-socket", f"{HOST}:0", "--skip-checks", *args])
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_served_after_dropping_privileges_and_403_when_unreadable(start_server):
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change uid")
+def test_served_after_dropping_privileges_and_403_when_unreadable(start_server, readable_env):
     """Workers run as nobody: a world-readable file is served, a 0600 one is a 403 (and
     the worker goes on)."""
     import shutil
     import tempfile
+
+    python, project = readable_env
 
     base = tempfile.mkdtemp(prefix="dus-static-")
     try:
@@ -444,7 +447,8 @@ def test_served_after_dropping_privileges_and_403_when_unreadable(start_server):
         os.chmod(os.path.join(base, "private.txt"), 0o600)
         server = start_server(["--http-socket", f"{HOST}:0", "--processes", "1",
                                "--uid", "nobody", "--gid", "nogroup",
-                               "--static-map", f"/s={base}"])
+                               "--skip-checks", "--static-map", f"/s={base}"],
+                              env={"TEST_SIGNAL_LOG": ""}, project=project, python=python)
         assert fetch(server, "/s/public.txt").content == b"for everyone"
         r = fetch(server, "/s/private.txt")
         assert r.status_code == 403 and SECRET not in r.content
@@ -452,3 +456,17 @@ def test_served_after_dropping_privileges_and_403_when_unreadable(start_server):
         assert "cannot open" in server.stderr()
     finally:
         shutil.rmtree(base)
+
+
+def test_bad_static_option_under_autoreload_is_a_one_line_error(tmp_path):
+    """With DEBUG on the command runs as an autoreload parent and a child: the parent checks
+    the static options (relative to chdir) rather than letting the child fail in a loop."""
+    (tmp_path / "assets").mkdir()
+    ok = ["--chdir", str(tmp_path), "--static-map", "/a=assets"]  # relative to chdir: fine
+    bad = ["--chdir", str(tmp_path), "--static-map", "/a=missing"]
+    result = run_command(["--http-socket", f"{HOST}:0", "--skip-checks", *bad],
+                         env={"DJANGO_DEBUG": "1"}, project=EXAMPLE_PROJECT, timeout=60)
+    assert result.returncode != 0
+    assert "option 'static-map' (command line): 'missing' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    static.check(build_config({}, {"chdir": str(tmp_path), "static_map": [ok[-1]]}))

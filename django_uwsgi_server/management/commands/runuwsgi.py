@@ -111,6 +111,10 @@ class Command(BaseCommand):
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         if seconds and not autoreload.is_child():
+            try:  # the child would only report it, and be restarted at every change
+                static.check(cfg)
+            except static.StaticConfigError as exc:
+                raise CommandError(str(exc)) from None
             return self._autoreload_parent(cfg, seconds)
         child = autoreload.is_child()
         again = reexec.is_reexec()  # a graceful reload re-executed the master
