@@ -18,6 +18,9 @@ from typing import Any
 
 from .request import ProtocolError, Request
 
+# Set in the environ by the static file layer (server/static.py): counted as uWSGI's
+# per-core static_requests.
+STATIC_KEY = "django_uwsgi_server.static"
 _VAR = re.compile(r"%\((var\.[A-Za-z0-9_.-]+|[a-zA-Z]+)\)")
 
 
@@ -113,8 +116,8 @@ class RequestLog:
             self._exception.flag = False
         tx = ex.sent + ex.head_bytes
         end = time.time()
-        count = self.scoreboard.finished(self.slot, tx, failed, end - start, core_id()) \
-            if self.scoreboard else 0
+        count = self.scoreboard.finished(self.slot, tx, failed, end - start, core_id(),
+                                         STATIC_KEY in req.environ) if self.scoreboard else 0
         if not self.enabled:
             return
         env = req.environ

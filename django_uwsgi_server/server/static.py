@@ -38,7 +38,7 @@ from email.utils import formatdate, parsedate_tz
 from typing import Any
 
 from .body import FileWrapper
-from .logging import write_line
+from .logging import STATIC_KEY, write_line
 
 # Compressed files served as themselves get the type of the compression (as Django's
 # FileResponse does): a .tar.gz is not an "application/x-tar" with no Content-Encoding.
@@ -402,6 +402,7 @@ class StaticFiles:
                 return None  # %2F / %5C: not a file name; the app may want it
             found = self._find(rule, segments, rest.endswith("/"))
             if found is not None:
+                environ[STATIC_KEY] = True
                 headers: list[tuple[str, str]] = []
                 if self.gzip and self._gzip_wanted(found.real):
                     headers.append(("Vary", "Accept-Encoding"))

@@ -9,8 +9,8 @@ stats server (uWSGI keeps the same numbers in its shared memory).
 
 A slot is the header (FIELDS), the request-time totals (running_time and uWSGI's avg_rt,
 both in microseconds), a request-duration histogram (Prometheus buckets, exact counts) and
-per-core counters (requests, start of the request in flight) for the first CORES threads
-(higher threads count as the last core).
+per-core counters (requests, start of the request in flight, and uWSGI's static_requests)
+for the first CORES threads (higher threads count as the last core).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ _RT_OFF = _SLOT.size
 _HIST_OFF = _RT_OFF + _RT.size
 _CORE = struct.Struct("<Qd")  # requests, in_request since (epoch s; 0: idle)
 _CORE_OFF = _HIST_OFF + 8 * (len(BUCKETS) + 1)
-SLOT_SIZE = _CORE_OFF + _CORE.size * CORES
+_STATIC_OFF = _CORE_OFF + _CORE.size * CORES  # per core: requests answered by static files
+SLOT_SIZE = _STATIC_OFF + 8 * CORES
 
 
 class Scoreboard:
@@ -114,7 +115,7 @@ class Scoreboard:
                 + 1] = since
 
     def finished(self, slot: int, tx: int, exception: bool, duration: float = 0.0,
-                 core: int = 0) -> int:
+                 core: int = 0, static: bool = False) -> int:
         """Count one request of this worker; returns its requests since it was spawned.
 
         Only this process's counters are rewritten: the master writes other fields.
@@ -133,6 +134,8 @@ class Scoreboard:
             q[rt + 1] = (q[rt + 1] + us) // 2 if q[rt + 1] else us
             q[base + _HIST_OFF // 8 + bisect.bisect_left(BUCKETS, duration)] += 1
             q[base + (_CORE_OFF + _CORE.size * min(core, CORES - 1)) // 8] += 1
+            if static:
+                q[base + _STATIC_OFF // 8 + min(core, CORES - 1)] += 1
         return delta
 
     def timing(self, slot: int) -> tuple[int, int]:
@@ -149,6 +152,11 @@ class Scoreboard:
         off = self._offset(slot) + _CORE_OFF
         return [_CORE.unpack_from(self._mm, off + _CORE.size * core)
                 for core in range(min(count, CORES))]
+
+    def static_requests(self, slot: int, count: int) -> list[int]:
+        """Requests answered from static files by each of the first ``count`` cores."""
+        off = self._offset(slot) + _STATIC_OFF
+        return list(struct.unpack_from(f"<{min(count, CORES)}Q", self._mm, off))
 
     def high_slot(self) -> int:
         """The highest slot ever used."""

@@ -110,9 +110,10 @@ def _worker_entry(board: Scoreboard, wid: int, proc: Proc | None, slots: list[in
         avg_rt = board.timing(proc.slot)[1]
         status = "busy" if info["busy_since"] else "idle"
         rss, vsz = _memory(pid)
+        statics = board.static_requests(proc.slot, threads)
         for core, (requests, since) in enumerate(board.cores(proc.slot, threads)):
             cores.append({
-                "id": core, "requests": requests, "static_requests": 0,
+                "id": core, "requests": requests, "static_requests": statics[core],
                 "routed_requests": 0, "offloaded_requests": 0, "write_errors": 0,
                 "read_errors": 0, "in_request": 1 if since else 0, "vars": [],
                 "req_info": {"request_start": int(since)} if since else {},

@@ -370,8 +370,10 @@ def example(tmp_path_factory):
     started: list[Server] = []
 
     def start(debug: bool, *extra: str) -> Server:
-        s = Server(tmp_path_factory.mktemp("example"), ["--http-socket", f"{HOST}:0",
-                                                        "--processes", "1", *extra],
+        home = tmp_path_factory.mktemp("example")
+        # its own stats socket: the example settings' 127.0.0.1:9191 is one per machine
+        s = Server(home, ["--http-socket", f"{HOST}:0", "--processes", "1",
+                          "--stats", str(home / "stats.sock"), *extra],
                    env={"DJANGO_DEBUG": "1" if debug else "0"}, project=EXAMPLE_PROJECT,
                    wait=False)
         started.append(s)
@@ -470,3 +472,25 @@ def test_bad_static_option_under_autoreload_is_a_one_line_error(tmp_path):
     assert "option 'static-map' (command line): 'missing' does not exist" in result.stderr
     assert "Traceback" not in result.stderr
     static.check(build_config({}, {"chdir": str(tmp_path), "static_map": [ok[-1]]}))
+
+
+def test_static_requests_are_counted_per_core_in_the_stats(start_server, tmp_path, tree):
+    """uWSGI's per-core static_requests in the stats document: files answered by the static
+    layer count there (and in requests); the app's requests do not."""
+    from django_uwsgi_server.server.stats_client import fetch_stats
+
+    stats = str(tmp_path / "stats.sock")
+    server = start_server(["--http-socket", f"{HOST}:0", "--processes", "1", "--threads", "2",
+                           "--stats", stats, "--static-map", f"/static={tree}/root"])
+
+    def counts():
+        (worker,) = fetch_stats(stats)["workers"]
+        return worker["requests"], sum(c["static_requests"] for c in worker["cores"])
+
+    wait_for(lambda: counts()[0] >= 1, 10, "the readiness probe counted")
+    requests_before, static_before = counts()
+    with requests.Session() as session:
+        for path in ("/static/css/app.css", "/static/img/logo.png", "/static/js/app.js", "/hello"):
+            assert session.get(server.url + path, timeout=10).status_code == 200
+    wait_for(lambda: counts()[0] == requests_before + 4, 10, "4 requests counted")
+    assert counts() == (requests_before + 4, static_before + 3)
