@@ -417,7 +417,10 @@ OPTIONS: tuple[Option, ...] = (
     _O("static-index", STR, OTHER, _PLAN, "index file for static directories", repeatable=True),
     _O("static-expires-type", STR, OTHER, _PLAN, "Expires header by content type", repeatable=True),
     _O("offload-threads", INT, OTHER, _PLAN, "threads that send static files", min=0),
-    _O("cache2", STR, OTHER, _PLAN, "create a shared cache", repeatable=True),
+    _O("cache2", STR, OTHER, _IMPL, "create a shared-memory cache for uwsgi.cache_* "
+       "(name=NAME,items=N[,blocksize=BYTES][,keysize=BYTES])", repeatable=True),
+    _O("locks", INT, OTHER, _IMPL, "create N more locks for uwsgi.lock(n) (lock 0 always exists)",
+       default=0, min=0, max=4096),
     _O("ini", STR, OTHER, _IMPL, "read options from an ini file (FILE or FILE:section)",
        repeatable=True),
     _O("set-placeholder", ENV, OTHER, _IMPL, "define a %(name) placeholder for ini files",
@@ -446,7 +449,7 @@ PLANNED_IN = {
     **dict.fromkeys(("stats", "stats-http", "stats-minified"), "issue #6"),
     **dict.fromkeys(("post-buffering",), "issue #5"),
     **dict.fromkeys(("static-map", "static-map2", "check-static", "static-index",
-                     "static-expires-type", "offload-threads", "cache2", "py-autoreload"),
+                     "static-expires-type", "offload-threads", "py-autoreload"),
                     "issue #7"),
 }
 

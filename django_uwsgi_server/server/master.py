@@ -60,7 +60,7 @@ class Master:
     def __init__(self, cfg: Any, *, make_worker: Callable[[int, int, int], Any],
                  listeners: list[Any], on_ready: Callable[[], None] | None = None,
                  on_exit: Callable[[], None] | None = None, triggers: Any = None,
-                 app_failed: bool = False) -> None:
+                 app_failed: bool = False, hub: Any = None) -> None:
         self.cfg = cfg
         self.target = cfg.processes
         # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
@@ -70,6 +70,7 @@ class Master:
         self.on_ready = on_ready
         self.on_exit = on_exit
         self.triggers = triggers
+        self.hub = hub  # the uwsgi module's signals, timers, cron (server/signals.py)
         self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
         self.harakiri = cfg.harakiri or 0
         self.pid = os.getpid()
@@ -120,6 +121,8 @@ class Master:
         # A re-exec'd image starts with these blocked (see _reexec): deliver them now.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         reexec.forget()
+        if self.hub is not None:
+            self.hub.attach(self)
         try:
             if self._inherited_chain is not None:
                 self._continue_reload(self._inherited_chain)
@@ -147,12 +150,18 @@ class Master:
             fds = [wake_r, self._report_r]
             if self.triggers is not None:
                 fds += self.triggers.fds()
+            timeout = tick
+            if self.hub is not None:
+                fds += self.hub.fds()
+                timeout = self.hub.timeout(time.monotonic(), tick)
             try:
-                select.select(fds, [], [], tick)
+                select.select(fds, [], [], timeout)
             except InterruptedError:
                 pass
             self._drain(wake_r)
             self._read_reports()
+            if self.hub is not None:
+                self.hub.tick(time.monotonic())
             for sig in self._take_signals():
                 self._handle(sig)
             if self.triggers is not None and self.stopping_since is None:
@@ -464,11 +473,15 @@ class Master:
         # A signal landing between fork() and the worker's own handlers would run the
         # master's handler in the child and be lost: block them until the worker is ready.
         signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        chan = self.hub.before_fork() if self.hub is not None else None
         try:
             pid = os.fork()
             if pid == 0:
-                self._child(wid, slot)
+                self._child(wid, slot, chan)
         except OSError as exc:  # EAGAIN / ENOMEM: try again later rather than die
+            if chan is not None:
+                os.close(chan[0])
+                os.close(chan[1])
             write_line(f"fork() of worker {wid} failed: {exc.strerror}; retrying in 1 second")
             self._hold_spawn_until = time.monotonic() + 1.0
             return
@@ -476,8 +489,10 @@ class Master:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         self.procs[pid] = Proc(pid, wid, slot)
         self.scoreboard.set_field(slot, "pid", pid)
+        if chan is not None:
+            self.hub.forked(pid, chan)
 
-    def _child(self, wid: int, slot: int) -> None:
+    def _child(self, wid: int, slot: int, chan: tuple[int, int] | None) -> None:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
@@ -489,6 +504,8 @@ class Master:
             if self.triggers is not None:
                 self.triggers.close()  # in a child this only closes the FIFO fds
             _die_with_parent(self.pid)
+            if chan is not None:
+                self.hub.in_child(chan, wid, slot)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
             worker = self.make_worker(wid, slot, self._report_w)
             code = EXIT_APP_FAILED if worker is None else worker.run()
@@ -519,6 +536,8 @@ class Master:
             self._probed(code == 0)
             return
         proc = self.procs.pop(pid, None)
+        if proc is not None and self.hub is not None:
+            self.hub.gone(pid)
         if proc is None or self.stopping_since is not None:
             return
         self.scoreboard.set_field(proc.slot, "accepting", 0)

@@ -15,6 +15,7 @@ import traceback
 from typing import Any, TextIO
 
 from .. import __version__
+from ..compat import runtime as uwsgi_runtime
 from . import pidfile, privileges
 from .logging import RequestLog, redirect_output, write_line
 from .master import Master, rearm_parent_death
@@ -185,6 +186,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
                         master_pid=master.pid, slot=slot, scoreboard=master.scoreboard,
                         report_fd=report_fd)
         handler.stopping = worker.stopping
+        uwsgi_runtime.worker_started(worker)  # the uwsgi module's post_fork_hook
         return worker
 
     triggers = None
@@ -192,7 +194,8 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         triggers = Triggers(touch_reload=cfg.touch_reload, touch_chain_reload=cfg.touch_chain_reload,
                             master_fifos=cfg.master_fifo, log=write_line)
     master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
-                    on_exit=on_exit, triggers=triggers, app_failed=app_failed)
+                    on_exit=on_exit, triggers=triggers, app_failed=app_failed,
+                    hub=uwsgi_runtime.hub())
     return master.run()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from django_uwsgi_server import compat
 from django_uwsgi_server.conf import (
     ConfigError,
     add_arguments,
@@ -66,6 +67,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if cfg.reload or cfg.stop:  # uWSGI's client commands: signal a server, exit
             return self._control(cfg)
+        try:  # import uwsgi / uwsgidecorators work from here on (in this process only)
+            compat.install(cfg)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
         if reexec.is_probe():  # a reload's check that the new code loads
             try:
                 prepare_environment(cfg)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import uwsgiviews, views
 
 urlpatterns = [
     path("hello", views.hello),
@@ -15,4 +15,14 @@ urlpatterns = [
     path("big", views.big),
     path("osenv", views.osenv),
     path("alloc", views.alloc),
+    path("uwsgi/info", uwsgiviews.info),
+    path("uwsgi/lock", uwsgiviews.lock),
+    path("uwsgi/is_locked", uwsgiviews.is_locked),
+    path("uwsgi/cache", uwsgiviews.cache),
+    path("uwsgi/signal", uwsgiviews.raise_signal),
+    path("uwsgi/register", uwsgiviews.register_here),
+    path("uwsgi/harakiri", uwsgiviews.harakiri),
+    path("uwsgi/unsupported", uwsgiviews.unsupported),
+    path("uwsgi/procname", uwsgiviews.procname),
+    path("uwsgi/control", uwsgiviews.control),
 ]
