@@ -337,11 +337,15 @@ class Inbox:
         self.handlers = handlers
         self.wid = wid
 
-    def run(self) -> None:
+    def run(self) -> bool:
+        """Run the handlers of the signals that arrived; False once the master that forked
+        this worker is gone (re-executed by a reload): no more signals will come."""
         try:
             data = os.read(self.fd, 256)
         except BlockingIOError:
-            return
+            return True
+        if not data:
+            return False
         for num in data:
             entry = self.handlers.get(num)
             if entry is None:
@@ -353,6 +357,7 @@ class Inbox:
             except Exception:
                 write_line(f"worker {self.wid}: uwsgi signal {num} handler failed:\n"
                            + traceback.format_exc().rstrip())
+        return True
 
 
 def send(fd: int, msg: list[Any]) -> None:

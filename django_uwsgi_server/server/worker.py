@@ -283,7 +283,10 @@ class Worker:
                     if self._accepting:
                         self._accept(data)
                 elif isinstance(data, Inbox):
-                    data.run()  # uwsgi signal handlers: between requests, main thread
+                    # uwsgi signal handlers: between requests, in the main thread
+                    if not data.run():
+                        self.poller.unregister(data.fd)
+                        self.inbox = None
                 elif single:
                     self._serve_registered(data)
                 else:

@@ -58,6 +58,8 @@ def cache(request):
     op = request.GET["op"]
     key = request.GET.get("key", "")
     name = request.GET.get("cache")
+    time.sleep(float(request.GET.get("sleep", "0")))  # keeps this worker busy: the next
+    # concurrent requests go to the others
     if op in ("set", "update"):
         fn = uwsgi.cache_set if op == "set" else uwsgi.cache_update
         result = fn(key, request.GET["value"].encode(), int(request.GET.get("expires", "0")),
