@@ -417,8 +417,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("static-index", STR, OTHER, _PLAN, "index file for static directories", repeatable=True),
     _O("static-expires-type", STR, OTHER, _PLAN, "Expires header by content type", repeatable=True),
     _O("offload-threads", INT, OTHER, _PLAN, "threads that send static files", min=0),
-    _O("cache2", STR, OTHER, _IMPL, "create a shared-memory cache for uwsgi.cache_* "
-       "(name=NAME,items=N[,blocksize=BYTES][,keysize=BYTES])", repeatable=True),
+    _O("cache2", STR, OTHER, _IMPL, "create a shared-memory cache for the uwsgi module's cache "
+       "functions (name=NAME,items=N[,blocksize=BYTES][,keysize=BYTES])", repeatable=True),
     _O("locks", INT, OTHER, _IMPL, "create N more locks for uwsgi.lock(n) (lock 0 always exists)",
        default=0, min=0, max=4096),
     _O("ini", STR, OTHER, _IMPL, "read options from an ini file (FILE or FILE:section)",
