@@ -13,6 +13,7 @@ import time
 import traceback
 from typing import Any
 
+from ..server import reload as reexec
 from ..server.cache import SharedCache, parse_cache2
 from ..server.locks import LockSet
 from ..server.logging import write_line
@@ -24,12 +25,20 @@ class Runtime:
         self.cfg = cfg
         self.started_on = int(time.time())
         self.master_pid = os.getpid()
-        self.locks = LockSet((cfg.locks or 0) + 1)  # lock 0 plus --locks N, as uWSGI
+        # A reload's new master image takes over the locks and caches of the old one, so
+        # that old and new workers share them while both serve.
+        old = (reexec.inherited() or {}).get("uwsgi") or {"locks": None, "caches": {}}
+        count = (cfg.locks or 0) + 1  # lock 0 plus --locks N, as uWSGI
+        self.locks = LockSet(count, fd=_take(old["locks"], [count]))
         self.caches: dict[str, SharedCache] = {}
         for text in cfg.cache2 or ():
-            self._add_cache(text, parse_cache2(text))
+            self._add_cache(text, parse_cache2(text), old["caches"])
+        for fd, _spec in [old["locks"] or [None, None], *old["caches"].values()]:
+            if fd is not None:
+                os.close(fd)  # changed sizes: not taken over
         self.hub = Hub(float(cfg.harakiri_graceful_timeout or 0))
         self.hub.child_hook = self._in_worker
+        self.hub.carry_over = self._carry_over
         self.handlers: dict[int, tuple[str, Any]] = {}  # this process's signal handlers
         self.wid = 0
         self.slot = 0
@@ -38,14 +47,23 @@ class Runtime:
         self.user_harakiri: dict[int, float] = {}  # thread ident -> deadline (time.time)
         self._hk_lock = threading.Lock()
 
-    def _add_cache(self, text: str, spec: dict[str, Any]) -> None:
+    def _add_cache(self, text: str, spec: dict[str, Any], old: dict[str, Any]) -> None:
         from ..conf.registry import ConfigError
 
         name = spec.pop("name")
         if name in self.caches:
             raise ConfigError(f"invalid value {text!r} for option 'cache2': a cache named "
                               f"{name!r} is already defined")
-        self.caches[name] = SharedCache(name, **spec)
+        fd = _take(old.get(name), [spec["items"], spec["blocksize"], spec["keysize"]])
+        self.caches[name] = SharedCache(name, **spec, fd=fd)
+
+    def _carry_over(self) -> dict[str, Any]:
+        """For the reload's re-exec: the fds the new image takes over (see __init__)."""
+        fds = {"locks": [self.locks.fd, [self.locks.count]],
+               "caches": {n: [c.fd, c.spec()] for n, c in self.caches.items()}}
+        for fd, _spec in [fds["locks"], *fds["caches"].values()]:
+            os.set_inheritable(fd, True)
+        return fds
 
     def _in_worker(self, fd: int, wid: int, slot: int) -> None:
         """Right after the fork, in the new worker."""
@@ -85,6 +103,17 @@ class Runtime:
         with self._hk_lock:
             self.user_harakiri.pop(ident, None)
             self.hub.set_deadline(self.slot, min(self.user_harakiri.values(), default=0.0))
+
+
+def _take(entry: list[Any] | None, spec: list[int]) -> int | None:
+    """An inherited fd whose sizes are still ``spec`` (else None, and it stays in ``entry``
+    to be closed)."""
+    if entry is None or entry[0] is None or entry[1] != spec:
+        return None
+    fd = entry[0]
+    entry[0] = None
+    os.set_inheritable(fd, False)  # only for the next re-exec
+    return fd
 
 
 RUNTIME: Runtime | None = None

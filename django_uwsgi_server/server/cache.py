@@ -5,7 +5,8 @@ worker (and the master) sees the same items and the memory is bounded: ``items``
 (``keysize`` + ``blocksize``), allocated by the kernel only as slots are written. Keys are
 found by open addressing (crc32, linear probing, tombstones); one cross-process lock per
 cache serialises readers and writers. Expired items read as missing and their slots are
-reused; nothing sweeps them in the background.
+reused; nothing sweeps them in the background. A reload that re-executes the master hands
+the memory over to the new image, so the items survive it (uWSGI's do not, without store).
 """
 
 from __future__ import annotations
@@ -71,17 +72,22 @@ def parse_cache2(text: str) -> dict[str, Any]:
 
 class SharedCache:
     def __init__(self, name: str, items: int, blocksize: int = DEFAULT_BLOCKSIZE,
-                 keysize: int = DEFAULT_KEYSIZE) -> None:
+                 keysize: int = DEFAULT_KEYSIZE, fd: int | None = None) -> None:
+        """``fd``: the memory of the same cache in the previous master image (a reload
+        keeps the items)."""
         self.name, self.items = name, items
         self.blocksize, self.keysize = blocksize, keysize
         self._slot = (_HEAD.size + keysize + blocksize + 7) & ~7
-        fd = os.memfd_create(f"django-uwsgi-server-cache-{name}")
-        try:
+        if fd is None:
+            fd = os.memfd_create(f"django-uwsgi-server-cache-{name}")
             os.ftruncate(fd, self._slot * items)
-            self._mm = mmap.mmap(fd, self._slot * items)
-        finally:
-            os.close(fd)  # the mapping keeps the memory; forks inherit the mapping
-        self._lock = LockSet(1, f"cache-{name}-lock")
+        self.fd = fd
+        self._mm = mmap.mmap(fd, self._slot * items)
+        # A record lock on the cache's own file: nothing else to hand over on a reload.
+        self._lock = LockSet(1, fd=fd)
+
+    def spec(self) -> list[int]:
+        return [self.items, self.blocksize, self.keysize]
 
     # -- the table -----------------------------------------------------------------------
     def _find(self, key: bytes, now: float) -> tuple[int, int]:

@@ -21,10 +21,14 @@ _FLOCK = struct.Struct("hhqqi4x")
 class LockSet:
     """``count`` locks numbered 0..count-1."""
 
-    def __init__(self, count: int, name: str = "locks") -> None:
+    def __init__(self, count: int, name: str = "locks", fd: int | None = None) -> None:
+        """``fd``: lock bytes of an existing file (the same locks as a previous master
+        image's, or a cache's own memory)."""
         self.count = count
-        self._fd = os.memfd_create(f"django-uwsgi-server-{name}")
-        os.ftruncate(self._fd, max(count, 1))
+        if fd is None:
+            fd = os.memfd_create(f"django-uwsgi-server-{name}")
+            os.ftruncate(fd, max(count, 1))
+        self.fd = self._fd = fd
         self._threads = [threading.Lock() for _ in range(count)]
         self._owner = os.getpid()
         os.register_at_fork(after_in_child=self._after_fork)

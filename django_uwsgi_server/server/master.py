@@ -390,6 +390,8 @@ class Master:
         state = {"procs": procs, "scoreboard_fd": self.scoreboard.fd,
                  "slots": self.scoreboard.slots, "listeners": listeners, "chain": chain,
                  "target": self.target}
+        if self.hub is not None and self.hub.carry_over is not None:
+            state["uwsgi"] = self.hub.carry_over()  # locks and caches stay shared
         os.set_inheritable(self.scoreboard.fd, True)
         # Signals arriving while the new image starts wait in the (inherited) mask; those
         # already recorded here are raised again so that they wait there too.
@@ -473,12 +475,14 @@ class Master:
         # A signal landing between fork() and the worker's own handlers would run the
         # master's handler in the child and be lost: block them until the worker is ready.
         signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
-        chan = self.hub.before_fork() if self.hub is not None else None
+        chan = None
         try:
+            if self.hub is not None:
+                chan = self.hub.before_fork()  # the pipe the master sends it signals on
             pid = os.fork()
             if pid == 0:
                 self._child(wid, slot, chan)
-        except OSError as exc:  # EAGAIN / ENOMEM: try again later rather than die
+        except OSError as exc:  # EAGAIN / ENOMEM / EMFILE: try again later rather than die
             if chan is not None:
                 os.close(chan[0])
                 os.close(chan[1])

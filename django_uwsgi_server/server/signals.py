@@ -112,6 +112,8 @@ class Hub:
         self._hk: dict[int, tuple[float, float]] = {}  # pid -> (deadline fired, when)
         # Called in a new worker with (its signal pipe's read end, worker id, slot).
         self.child_hook: Any = None
+        # Returns what a reload's new master image takes over (JSON-able, fds inheritable).
+        self.carry_over: Any = None
 
     # -- the Master's hooks -------------------------------------------------------------
     def attach(self, master: Any) -> None:

@@ -249,9 +249,15 @@ def test_setprocname_and_log(api):
 def test_reload_and_stop_from_the_app(own_api):
     api = own_api()
     old = api.server.worker_pids()
+    assert api.json("/uwsgi/cache", op="set", key="kept", value="across")["result"] is True
     api.json("/uwsgi/control", what="reload")
     wait_for(lambda: "reload complete" in api.server.stderr(), 30, "the reload")
     wait_for(lambda: not set(old) & set(api.server.worker_pids()), 30, "new workers")
+    # The re-executed master took the cache over (and the locks: old and new workers
+    # shared them while both served).
+    results = api.concurrently("/uwsgi/cache", 4, op="get", key="kept", sleep="0.1")
+    assert {r["result"] for r in results} == {"across"}
+    assert {r["pid"] for r in results} <= set(api.server.worker_pids())
     api.json("/uwsgi/control", what="stop")
     wait_for(lambda: api.server.proc.poll() is not None, 30, "the server to stop")
     assert api.server.proc.returncode == 0
