@@ -541,7 +541,7 @@ class Master:
             return
         proc = self.procs.pop(pid, None)
         if proc is not None and self.hub is not None:
-            self.hub.gone(pid)
+            self.hub.gone(pid, proc.slot)
         if proc is None or self.stopping_since is not None:
             return
         self.scoreboard.set_field(proc.slot, "accepting", 0)

@@ -151,7 +151,8 @@ class Hub:
         if self.child_hook is not None:
             self.child_hook(chan[0], wid, slot)
 
-    def gone(self, pid: int) -> None:
+    def gone(self, pid: int, slot: int) -> None:
+        self.set_deadline(slot, 0.0)  # a killed worker's deadline is not its successor's
         fd = self.chans.pop(pid, None)
         if fd is not None:
             os.close(fd)

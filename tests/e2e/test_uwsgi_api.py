@@ -233,6 +233,25 @@ def test_user_harakiri_kills_a_stuck_request(own_api):
     assert api.server.stderr().count("HARAKIRI ON WORKER") == 1
 
 
+def test_user_harakiri_kills_what_it_cannot_interrupt(own_api):
+    # In a pool thread a single long sleep cannot be interrupted: the master kills the
+    # worker after harakiri-graceful-timeout, and its successor (same slot) is left alone.
+    api = own_api(["--http-socket", "127.0.0.1:0", "--processes", "1", "--threads", "2",
+                   "--harakiri-graceful-timeout", "1"])
+    before = api.server.worker_pids()
+    with pytest.raises(requests.RequestException):
+        api.get("/uwsgi/harakiri", secs="1", block="30")
+    wait_for(lambda: "SIGKILL" in api.server.stderr(), 10, "the SIGKILL")
+    # (the killed worker is listed until the master reaps it)
+    wait_for(lambda: len(api.server.worker_pids()) == 1 and api.server.worker_pids() != before,
+             10, "the respawn")
+    successor = api.server.worker_pids()
+    time.sleep(3)
+    assert api.server.worker_pids() == successor
+    assert api.server.stderr().count("HARAKIRI ON WORKER") == 1
+    assert api.json("/uwsgi/info")["pid"] == successor[0]
+
+
 def test_unsupported_function_names_itself(api):
     data = api.json("/uwsgi/unsupported")
     assert "uwsgi.mule_msg is not supported by runuwsgi" in data["error"]

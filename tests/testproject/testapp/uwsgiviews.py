@@ -95,6 +95,8 @@ def register_here(request):
 
 def harakiri(request):
     uwsgi.set_user_harakiri(int(request.GET["secs"]))
+    if request.GET.get("block"):  # one long call: nothing interrupts it in a pool thread
+        time.sleep(float(request.GET["block"]))
     deadline = time.monotonic() + float(request.GET.get("sleep", "0"))
     while time.monotonic() < deadline:  # busy, as a stuck computation
         time.sleep(0.05)
