@@ -180,6 +180,8 @@ def early_install(argv: list[str]) -> None:
             parser = Command().create_parser(os.path.basename(argv[0]), "runuwsgi")
             options, _ = parser.parse_known_args(argv[2:])
             cli = {k: v for k, v in vars(options).items() if v is not None}
-            install(build_config(getattr(settings, "UWSGI", None), cli))
+            cfg = build_config(getattr(settings, "UWSGI", None), cli)
+            if not (cfg.reload or cfg.stop):  # not --reload/--stop PIDFILE: a server
+                install(cfg)
     except (Exception, SystemExit):
         return

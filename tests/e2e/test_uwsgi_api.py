@@ -19,7 +19,7 @@ from tests.server import ROOT, TEST_PROJECT, Server, stop_all, wait_for
 
 API_ARGS = ["--http-socket", "127.0.0.1:0", "--processes", "3",
             "--cache2", "name=c1,items=20,blocksize=64", "--cache2", "name=c2,items=4",
-            "--locks", "2"]
+            "--locks", "2", "--master"]
 
 
 class Api:
@@ -95,6 +95,7 @@ def test_process_information(api):
     # uwsgi.opt: what was set, as uWSGI gives it (bytes, a list for a repeated option).
     assert info["opt"]["processes"] == "3"
     assert info["opt"]["locks"] == "2"
+    assert info["opt"]["master"] is True  # a bare flag
     assert info["opt"]["cache2"] == ["name=c1,items=20,blocksize=64", "name=c2,items=4"]
     assert "harakiri" not in info["opt"]  # defaults are not options given
     workers = info["workers"]
