@@ -248,7 +248,8 @@ class Worker:
                 continue
             self.recycle("harakiri")
             if ident == main:
-                raise Harakiri(self.harakiri)
+                # the limit counted from the request's start (set_user_harakiri's, if sooner)
+                raise Harakiri(self.harakiri if late else round(user[ident] - (start or now)))
             if self._flight_lock.acquire(blocking=False):  # never wait in a signal handler
                 try:
                     if ident in self.in_flight:

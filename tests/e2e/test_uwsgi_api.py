@@ -230,6 +230,7 @@ def test_user_harakiri_kills_a_stuck_request(own_api):
     assert 0.9 <= elapsed < 4, elapsed
     wait_for(lambda: "set_user_harakiri() deadline passed" in api.server.stderr(), 5,
              "the harakiri log line")
+    assert "ran past harakiri (1 s)" in api.server.stderr()  # the traceback's headline
     time.sleep(2.5)  # the first request's limit (2 s) would have fired by now
     assert api.server.stderr().count("HARAKIRI ON WORKER") == 1
 
