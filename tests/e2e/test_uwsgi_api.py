@@ -235,6 +235,22 @@ def test_user_harakiri_kills_a_stuck_request(own_api):
     assert api.server.stderr().count("HARAKIRI ON WORKER") == 1
 
 
+def test_threads_locks_and_user_harakiri(own_api, tmp_path):
+    # Threads of one worker exclude each other too; a pool thread's request is interrupted.
+    api = own_api(["--http-socket", "127.0.0.1:0", "--processes", "2", "--threads", "3"])
+    log = tmp_path / "lock.log"
+    results = api.concurrently("/uwsgi/lock", 6, file=str(log), sleep="0.1")
+    pids = [r["pid"] for r in results]
+    assert any(pids.count(p) > 1 for p in pids), "no two requests shared a worker"
+    lines = log.read_text().splitlines()
+    for start, end in zip(lines[::2], lines[1::2], strict=True):
+        assert start.split()[0] == "start" and end.split()[0] == "end", lines
+    started = time.monotonic()
+    response = api.get("/uwsgi/harakiri", secs="1", sleep="20")
+    assert response.status_code == 504
+    assert time.monotonic() - started < 5
+
+
 def test_user_harakiri_kills_what_it_cannot_interrupt(own_api):
     # In a pool thread a single long sleep cannot be interrupted: the master kills the
     # worker after harakiri-graceful-timeout, and its successor (same slot) is left alone.
