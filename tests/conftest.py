@@ -22,3 +22,20 @@ def start_server(tmp_path):
 
 
 from tests.nginx import nginx_factory  # noqa: E402,F401  (the fixture, for every test)
+
+
+@pytest.fixture(scope="session")
+def readable_env():
+    """(python, project dir) that a worker running as nobody can import from; see
+    tests/readable.py. Skips where it cannot be made (not root, no /usr/bin/python3)."""
+    import shutil
+
+    from tests import readable
+
+    try:
+        python = readable.venv_python()
+    except readable.Unavailable as exc:
+        pytest.skip(str(exc))
+    project = readable.project_copy()
+    yield python, project
+    shutil.rmtree(project.parent.parent, ignore_errors=True)

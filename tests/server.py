@@ -36,7 +36,8 @@ class Server:
     """A running runuwsgi process (the master) started with ``args``."""
 
     def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str] | None = None,
-                 project: Path = TEST_PROJECT, wait: bool = True) -> None:
+                 project: Path = TEST_PROJECT, wait: bool = True,
+                 python: str = sys.executable) -> None:
         self.tmp_path = tmp_path
         self.signal_log = tmp_path / "signals.log"
         self.out_path = tmp_path / "server.out"
@@ -44,7 +45,7 @@ class Server:
         full_env = dict(os.environ)
         full_env.update({"TEST_SIGNAL_LOG": str(self.signal_log), "PYTHONUNBUFFERED": "1"})
         full_env.update(env or {})
-        self.cmd = [sys.executable, str(project / "manage.py"), "runuwsgi", *args]
+        self.cmd = [python, str(project / "manage.py"), "runuwsgi", *args]
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(self.cmd, cwd=str(project), env=full_env,
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL,

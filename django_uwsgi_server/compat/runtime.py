@@ -181,7 +181,9 @@ def early_install(argv: list[str]) -> None:
             options, _ = parser.parse_known_args(argv[2:])
             cli = {k: v for k, v in vars(options).items() if v is not None}
             cfg = build_config(getattr(settings, "UWSGI", None), cli)
-            if not (cfg.reload or cfg.stop):  # not --reload/--stop PIDFILE: a server
+            # Not a client command (--reload/--stop PIDFILE), --print-ini, or the real uWSGI.
+            if not (cfg.reload or cfg.stop or getattr(options, "print_ini", False)
+                    or cfg.engine != "runuwsgi"):
                 install(cfg)
     except (Exception, SystemExit):
         return

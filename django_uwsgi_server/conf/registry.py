@@ -258,6 +258,13 @@ def _two_per_cpu() -> int:
     return 2 * max(cpus, 1)
 
 
+def _debug() -> bool:
+    """on when settings.DEBUG is (not with daemonize)"""
+    from django.conf import settings
+
+    return bool(settings.configured and settings.DEBUG)
+
+
 # --- the declarations -------------------------------------------------------------------------
 
 _O = Option
@@ -337,8 +344,13 @@ OPTIONS: tuple[Option, ...] = (
        note="workers are forked with os.fork(), so the hooks always run"),
     _O("wsgi-env-behaviour", STR, APPLICATION, _ACC, "reuse (cheat) or rebuild (holy) the environ",
        note="every request always gets a fresh environ"),
-    _O("py-autoreload", INT, APPLICATION, _PLAN, "reload when a Python module changes (seconds)",
-       aliases=("python-autoreload", "py-auto-reload"), min=0),
+    _O("py-autoreload", INT, APPLICATION, _IMPL,
+       "restart when the code, a template or a translation changes, checking every N seconds "
+       "(0 = off; also when DEBUG is off)", aliases=("python-autoreload", "py-auto-reload"), min=0),
+    _O("autoreload", BOOL, APPLICATION, _IMPL,
+       "restart when the code, a template or a translation changes, like runserver",
+       default=_debug),
+    _O("noreload", BOOL, APPLICATION, _IMPL, "never autoreload (runserver's flag)"),
     # Limits and timeouts
     _O("buffer-size", SIZE, LIMITS, _IMPL, "largest request head (HTTP headers, uwsgi vars)",
        short="b", default=65535, min=1024, max=1048576),
@@ -346,7 +358,12 @@ OPTIONS: tuple[Option, ...] = (
        default=0, min=0),
     _O("socket-timeout", INT, LIMITS, _IMPL, "seconds each socket read or write may wait",
        short="z", default=30, min=1),
-    _O("post-buffering", SIZE, LIMITS, _PLAN, "read the whole body before calling the app", min=0),
+    _O("post-buffering", SIZE, LIMITS, _IMPL,
+       "read the whole body before calling the app (memory up to N bytes, then a temp file)",
+       default=0, min=0),
+    _O("body-min-rate", INT, LIMITS, _IMPL,
+       "bytes/s a request body must average once the app reads it, after a grace of "
+       "socket-timeout (408 below it); 0 = off", default=500, min=0),
     _O("harakiri", INT, LIMITS, _IMPL, "kill a worker whose request takes longer (seconds)",
        short="t", min=0),
     _O("harakiri-verbose", BOOL, LIMITS, _IMPL, "log more about harakiri victims"),
@@ -421,6 +438,9 @@ OPTIONS: tuple[Option, ...] = (
        "functions (name=NAME,items=N[,blocksize=BYTES][,keysize=BYTES])", repeatable=True),
     _O("locks", INT, OTHER, _IMPL, "create N more locks for uwsgi.lock(n) (lock 0 always exists)",
        default=0, min=0, max=4096),
+    _O("engine", STR, OTHER, _IMPL,
+       "the server: runuwsgi, or uwsgi to exec the real uWSGI (pip install "
+       "'django-uwsgi-server[uwsgi]') with the same options", default="runuwsgi"),
     _O("ini", STR, OTHER, _IMPL, "read options from an ini file (FILE or FILE:section)",
        repeatable=True),
     _O("set-placeholder", ENV, OTHER, _IMPL, "define a %(name) placeholder for ini files",
@@ -447,9 +467,8 @@ DEFAULT_HTTP_SOCKET = "127.0.0.1:8000"
 # Where planned work is tracked, for the "not implemented yet" error.
 PLANNED_IN = {
     **dict.fromkeys(("stats", "stats-http", "stats-minified"), "issue #6"),
-    **dict.fromkeys(("post-buffering",), "issue #5"),
     **dict.fromkeys(("static-map", "static-map2", "check-static", "static-index",
-                     "static-expires-type", "offload-threads", "py-autoreload"),
+                     "static-expires-type", "offload-threads"),
                     "issue #7"),
 }
 

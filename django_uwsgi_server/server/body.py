@@ -11,11 +11,17 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .connection import ClientGone, ClientTimeout, Connection
 from .http import ChunkedDecoder
+
+
+class TooSlow(ClientTimeout):
+    """The body arrives, but slower than body-min-rate."""
+
 
 _CHUNK = 65536
 _MAX_RECV = 1 << 20  # recv(n) allocates n bytes first: bound it
@@ -27,16 +33,23 @@ class InputStream:
     Unlike uWSGI, ``read(0)`` returns ``b""`` and ``readline(n)`` honours ``n``.
     """
 
-    __slots__ = ("_conn", "_buf", "_remaining", "_on_first_read", "stalled")
+    __slots__ = ("_conn", "_buf", "_remaining", "_on_first_read", "stalled", "_rate", "_size",
+                 "_deadline_base")
 
     def __init__(self, conn: Connection, content_length: int | None,
-                 on_first_read: Callable[[], None] | None = None) -> None:
+                 on_first_read: Callable[[], None] | None = None, min_rate: int = 0) -> None:
         self._conn = conn
         self._on_first_read = on_first_read
-        # The client stopped sending its body for socket-timeout: the handler answers 408
-        # whatever the app made of the error (Django: UnreadablePostError, then a 500).
-        self.stalled = False
-        size = content_length or 0
+        # body-min-rate: once the app reads, the body must keep arriving at min_rate bytes/s
+        # on average after a grace of socket-timeout (Apache's RequestReadTimeout MinRate), so
+        # a client trickling a byte just inside every socket-timeout cannot hold a worker.
+        self._rate = min_rate
+        self._deadline_base = 0.0
+        # The option the body broke ("socket-timeout": it stopped arriving; "body-min-rate":
+        # too slow), or "": the handler answers 408 whatever the app made of the error
+        # (Django: UnreadablePostError, then a 500).
+        self.stalled = ""
+        size = self._size = content_length or 0
         pending = conn.buf
         if pending and size:
             with memoryview(pending) as view:  # one copy, released before the buffer shrinks
@@ -59,14 +72,21 @@ class InputStream:
         if self._on_first_read is not None:
             callback, self._on_first_read = self._on_first_read, None
             callback()  # "100 Continue", only once the app really wants the body
+        if self._rate and not self._deadline_base:
+            self._deadline_base = time.monotonic() + self._conn.timeout
         try:
             data = self._conn.recv(size)
         except ClientTimeout:
-            self.stalled = True
+            self.stalled = "socket-timeout"
             raise
         if not data:
             raise ClientGone("the client closed the connection in the middle of the body")
         self._remaining -= len(data)
+        if self._rate and self._remaining > 0 and time.monotonic() > (
+                self._deadline_base + (self._size - self._remaining) / self._rate):
+            self.stalled = "body-min-rate"
+            raise TooSlow(f"the request body arrived slower than body-min-rate "
+                          f"({self._rate} bytes/s)")
         return data
 
     # -- file API ------------------------------------------------------------------------
@@ -154,6 +174,19 @@ class InputStream:
         except OSError:
             return False
         return True
+
+
+def spool(stream: InputStream, memory: int) -> Any:
+    """post-buffering: the whole body read before the app runs, in memory up to ``memory``
+    bytes, then in a temporary file (uWSGI's semantics). Raises what reading raises."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=memory)
+    while True:
+        data = stream.read(_CHUNK)
+        if not data:
+            break
+        spooled.write(data)
+    spooled.seek(0)
+    return spooled
 
 
 def read_chunked(conn: Connection, limit: int | None, spool_size: int = 1 << 20) -> Any:

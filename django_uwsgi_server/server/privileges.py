@@ -3,6 +3,8 @@
 gunicorn's model, not uWSGI's: the master keeps the identity it was started with (root, so
 it can bind port 80, write and remove the pidfile, re-exec itself on a reload and clean up);
 each worker drops to ``gid``/``uid`` right after the fork, before it loads or serves anything.
+With an identity to drop to, the master never imports the WSGI app (runuwsgi leaves it to
+the workers), so no app code beyond Django's own settings/models setup runs as root.
 uWSGI instead drops the whole instance after binding the shared sockets.
 
 Names and numbers are resolved once, in the master, at startup, so a typo is a one-line

@@ -48,10 +48,15 @@ def inherited_listeners() -> list[Any] | None:
     """The listening sockets of the previous image, or None on a fresh start."""
     if _STATE is None:
         return None
+    return listeners_from(_STATE["listeners"])
+
+
+def listeners_from(entries: list[list[Any]]) -> list[Any]:
+    """Listeners from inherited ``[fd, protocol, option, address]`` entries."""
     from .sockets import Listener, parse_address
 
     listeners = []
-    for fd, protocol, option, address in _STATE["listeners"]:
+    for fd, protocol, option, address in entries:
         sock = socket.socket(fileno=fd)
         sock.setblocking(False)
         os.set_inheritable(fd, False)  # only for the next re-exec, not the app's children

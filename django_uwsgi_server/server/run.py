@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from .. import __version__
 from ..compat import runtime as uwsgi_runtime
 from . import pidfile, privileges
+from .loader import AppLoadError
 from .logging import RequestLog, redirect_output, write_line
 from .master import Master, rearm_parent_death
 from .reload import is_reexec
@@ -170,9 +171,11 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         if the_app is None:
             try:
                 the_app = load_app()
-            except Exception:
-                write_line(f"worker {wid}: could not load the application:\n"
-                           + traceback.format_exc().rstrip())
+            except Exception as exc:
+                # The app's own traceback (not ours around it), then the one-line reason.
+                cause = exc.__cause__ if isinstance(exc, AppLoadError) else exc
+                trace = "".join(traceback.format_exception(cause)).rstrip() if cause else ""
+                write_line(f"worker {wid}: {trace}\n{exc}" if trace else f"worker {wid}: {exc}")
                 return None
         assert master is not None
         log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,
@@ -181,7 +184,8 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         handler = Handler(the_app, multithread=cfg.threads > 1, multiprocess=cfg.processes > 1,
                           keepalive=cfg.http_keepalive > 0, buffer_size=cfg.buffer_size,
                           limit_post=cfg.limit_post, add_headers=cfg.add_header or [],
-                          log=log, stopping=lambda: False)
+                          log=log, stopping=lambda: False, post_buffering=cfg.post_buffering,
+                          body_min_rate=cfg.body_min_rate)
         worker = Worker(worker_id=wid, listeners=listeners, handler=handler, cfg=cfg,
                         master_pid=master.pid, slot=slot, scoreboard=master.scoreboard,
                         report_fd=report_fd)

@@ -16,7 +16,7 @@ import traceback
 from email.utils import formatdate
 from typing import Any
 
-from .body import FileWrapper, InputStream, read_chunked
+from .body import FileWrapper, InputStream, read_chunked, spool
 from .connection import ClientGone, Connection
 from .http import STATUS_REASONS
 from .request import ProtocolError, Request
@@ -339,8 +339,11 @@ class Handler:
 
     def __init__(self, app: Any, *, multithread: bool, multiprocess: bool, keepalive: bool,
                  buffer_size: int, limit_post: int, add_headers: list[str],
-                 log: Any, stopping: Any) -> None:
+                 log: Any, stopping: Any, post_buffering: int = 0,
+                 body_min_rate: int = 0) -> None:
         self.app = app
+        self.post_buffering = post_buffering
+        self.body_min_rate = body_min_rate
         self.keepalive = keepalive
         self.buffer_size = buffer_size
         self.limit_post = limit_post or None
@@ -452,8 +455,17 @@ class Handler:
             stream.seek(0)
             env["wsgi.input_terminated"] = True
         else:
-            stream = InputStream(conn, req.content_length, on_first_read)
+            stream = InputStream(conn, req.content_length, on_first_read, self.body_min_rate)
             ex.stream = stream
+            if self.post_buffering and req.content_length:
+                try:
+                    stream = spool(stream, self.post_buffering)
+                except ClientGone:
+                    if ex.stream.stalled:  # the app was never called: just the 408
+                        ex.keep_alive = False
+                        self._reject(ex, _stalled(ex.stream))
+                        self.log.request(conn, req, ex, start)
+                    return False
         env["wsgi.input"] = stream
         result = None
         try:
@@ -461,8 +473,7 @@ class Handler:
             if ex.stream is not None and ex.stream.stalled:
                 # The body stalled: answer that, not whatever the app made of the error.
                 ex.keep_alive = False
-                self._reject(ex, ProtocolError(408, "the request body stopped arriving "
-                                                    "(socket-timeout)", "socket-timeout"))
+                self._reject(ex, _stalled(ex.stream))
             else:
                 ex.finish(result)
         except ClientGone:
@@ -503,8 +514,7 @@ class Handler:
     def _app_failed(self, ex: Exchange, exc: Exception) -> None:
         ex.keep_alive = False
         if ex.stream is not None and ex.stream.stalled:
-            self._reject(ex, ProtocolError(408, "the request body stopped arriving "
-                                                "(socket-timeout)", "socket-timeout"))
+            self._reject(ex, _stalled(ex.stream))
             return
         self.log.exception(ex.req, "the application raised an exception")
         self.log.app_exception()
@@ -522,6 +532,14 @@ class Handler:
                                                                                   "replace"))
             except (ClientGone, OSError):
                 pass
+
+
+def _stalled(stream: InputStream) -> ProtocolError:
+    if stream.stalled == "body-min-rate":
+        return ProtocolError(408, "the request body arrived too slowly (body-min-rate)",
+                             "body-min-rate")
+    return ProtocolError(408, "the request body stopped arriving (socket-timeout)",
+                         "socket-timeout")
 
 
 def _django_request_finished() -> None:

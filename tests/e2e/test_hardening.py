@@ -370,8 +370,10 @@ def test_limit_post_chunked_is_413_when_it_grows_past(django):
 class Drip:
     """A client sending ``data`` one byte every ``interval`` seconds, from a thread."""
 
-    def __init__(self, port: int, data: bytes, interval: float = 0.5) -> None:
+    def __init__(self, port: int, data: bytes, interval: float = 0.5, prefix: bytes = b"") -> None:
         self.client = RawClient(HOST, port, timeout=8)
+        if prefix:  # sent at once, before the drip
+            self.client.send(prefix)
         self.data = data
         self.interval = interval
         self.stop = threading.Event()
@@ -462,6 +464,53 @@ def test_stalled_body_is_408_or_closed_never_500(request, which, data):
         assert_serves(server)
     else:
         assert_raw_serves(server)
+
+
+def test_body_trickling_below_body_min_rate_gets_408(start_server):
+    # One byte every 0.5 s never trips socket-timeout (2 s), but averages 2 bytes/s.
+    server = start_server(["--http-socket", f"{HOST}:0", "--processes", "1",
+                           "--socket-timeout", "2", "--body-min-rate", "100"])
+    drip = Drip(server.port, b"x" * 400,
+                prefix=b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 400\r\n\r\n")
+    try:
+        status = drip.outcome()
+        elapsed = time.monotonic() - drip.first_byte
+        assert status == 408
+        assert elapsed < 2 + 3, elapsed  # the grace (socket-timeout) plus a few bytes' worth
+    finally:
+        drip.close()
+    assert "body-min-rate" in server.stderr()
+    assert_serves(server)
+
+
+def test_body_at_body_min_rate_is_served(start_server):
+    server = start_server(["--http-socket", f"{HOST}:0", "--processes", "1",
+                           "--socket-timeout", "2", "--body-min-rate", "1000"])
+    body = bytes(range(256)) * 12  # 3 KB in 300-byte pieces 0.1 s apart: 3000 bytes/s
+    with RawClient(HOST, server.port, timeout=8) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 300):
+            c.send(body[i:i + 300])
+            time.sleep(0.1)  # the pace of the upload itself, not a wait for the server
+        r = c.read_response()
+    assert (r.status, r.body) == (200, body)
+
+
+def test_post_buffering_reads_the_body_before_the_app(start_server):
+    server = start_server(["--http-socket", f"{HOST}:0", "--processes", "1",
+                           "--socket-timeout", "2", "--post-buffering", "4096",
+                           "--module", "rawapp:app"])
+    body = b"0123456789abcdef" * 4096  # 64 KB: past the memory part, into a temp file
+    r = requests.post(server.url + "/pb", data=body, timeout=10)
+    assert (r.status_code, r.content) == (200, b"raw:" + body)
+    # A body that stops arriving is a 408 before the app is ever called.
+    with RawClient(HOST, server.port, timeout=8) as c:
+        c.send(b"POST /pb-stalled HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+        assert c.read_response().status == 408
+        assert c.is_closed(3)
+    assert "closed /pb-stalled" not in server.signal_lines()
+    assert "closed /pb" in server.signal_lines()
+    assert_raw_serves(server)
 
 
 # -- responses (rawapp) --------------------------------------------------------------------

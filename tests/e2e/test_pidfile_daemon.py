@@ -236,15 +236,20 @@ def test_chown_socket_unknown_user(tmp_path):
 # -- uid / gid -------------------------------------------------------------------------------
 
 @ROOT_ONLY
-def test_workers_drop_to_uid_and_gid_the_master_stays(start_server, tmp_path):
+def test_workers_drop_to_uid_and_gid_before_the_app_is_imported(start_server, tmp_path,
+                                                                readable_env):
+    python, project = readable_env
     nobody = pwd.getpwnam("nobody")
     group = "nogroup" if _group_exists("nogroup") else grp.getgrgid(nobody.pw_gid).gr_name
     gid = grp.getgrnam(group).gr_gid
-    # rawapp imports nothing new: a worker running as nobody cannot read /root.
+    imports = project.parent.parent / f"imports-{tmp_path.name}.log"  # nobody writes it
+    imports.touch(mode=0o666)
+    os.chmod(imports, 0o666)
     server = start_server(["--http-socket", "127.0.0.1:0", "--skip-checks", "--processes", "2",
-                           "--module", "rawapp:app", "--uid", "nobody", "--gid", group,
+                           "--uid", "nobody", "--gid", group,
                            "--pidfile", str(tmp_path / "p"), "--pidfile2", str(tmp_path / "p2")],
-                          env={"TEST_SIGNAL_LOG": ""})
+                          env={"TEST_SIGNAL_LOG": "", "TEST_IMPORT_LOG": str(imports)},
+                          project=project, python=python)
     workers = wait_for(lambda: len(server.worker_pids()) == 2 and server.worker_pids(), 10,
                        "two workers")
     # A worker drops right after the fork: wait until both are in their event loop.
@@ -255,17 +260,45 @@ def test_workers_drop_to_uid_and_gid_the_master_stays(start_server, tmp_path):
         assert ids["Gid"] == [str(gid)] * 4
         assert "0" not in ids["Groups"]
     assert worker_ids(server.pid)["Uid"][0] == "0"  # the master stays root
-    assert requests.get(server.url + "/generator", timeout=10).text == "from a generator"
+    assert requests.get(server.url + "/hello", timeout=10).status_code == 200
+    # The WSGI module (and the middleware, URLconf and views it loads) was imported by the
+    # workers as nobody, never by the root master.
+    assert _importers(imports) == {(pid, nobody.pw_uid) for pid in workers}
     assert os.stat(tmp_path / "p").st_uid == 0
     st2 = os.stat(tmp_path / "p2")
     assert (st2.st_uid, st2.st_gid) == (nobody.pw_uid, gid)
-    # a reload keeps dropping (new workers, same identity), and the master still cleans up
+    # a reload keeps dropping (its check of the new code imports it as nobody too, new
+    # workers, same identity), and the master still cleans up
     r = manage("uwsgi_reload", ["--pidfile", str(tmp_path / "p")])
     assert r.returncode == 0, r.stderr
-    for pid in server.worker_pids():  # uwsgi_reload waited until they serve
+    new_workers = server.worker_pids()  # uwsgi_reload waited until they serve
+    assert set(new_workers).isdisjoint(workers)
+    for pid in new_workers:
         assert worker_ids(pid)["Uid"][0] == str(nobody.pw_uid)
+    assert requests.get(server.url + "/hello", timeout=10).status_code == 200
+    importers = _importers(imports)
+    assert {uid for _, uid in importers} == {nobody.pw_uid}, importers
+    assert {pid for pid, _ in importers} >= set(new_workers)
+    assert len(importers) == 5  # 2 + the reload's check + 2
     server.stop()
     assert not (tmp_path / "p").exists() and not (tmp_path / "p2").exists()
+
+
+@ROOT_ONLY
+def test_an_app_that_fails_to_import_as_uid_stops_the_server_with_its_error(
+        start_server, readable_env, tmp_path):
+    python, project = readable_env
+    server = start_server(["--http-socket", "127.0.0.1:0", "--skip-checks", "--uid", "nobody",
+                           "--module", "no_such_module_x:app"],
+                          env={"TEST_SIGNAL_LOG": ""}, project=project, python=python,
+                          wait=False)
+    code = server.proc.wait(30)
+    assert code != 0
+    assert "No module named 'no_such_module_x'" in server.stderr() + server.stdout()
+
+
+def _importers(path) -> set[tuple[int, int]]:
+    return {tuple(map(int, line.split())) for line in path.read_text().splitlines()}
 
 
 def _group_exists(name: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import get_resolver
 
 from django_uwsgi_server import compat
 from django_uwsgi_server.conf import (
@@ -21,9 +22,23 @@ from django_uwsgi_server.conf import (
     build_config,
     unknown_option_message,
 )
-from django_uwsgi_server.server import control, daemon, pidfile, privileges, run
+from django_uwsgi_server.conf.uwsgi_ini import to_ini, translate
+from django_uwsgi_server.server import (
+    autoreload,
+    control,
+    daemon,
+    engine,
+    pidfile,
+    privileges,
+    run,
+)
 from django_uwsgi_server.server import reload as reexec
 from django_uwsgi_server.server.loader import AppLoadError, load_app, prepare_environment
+
+_INI_HEADER = """\
+uWSGI configuration printed by: manage.py runuwsgi --print-ini
+(settings.UWSGI, ini files and the command line merged; runuwsgi's defaults written out
+where uWSGI's differ). Run it with the same virtualenv: uwsgi --ini THIS_FILE"""
 
 
 class Command(BaseCommand):
@@ -57,30 +72,51 @@ class Command(BaseCommand):
         # Django adds --skip-checks only to commands that run checks before handle().
         parser.add_argument("--skip-checks", action="store_true",
                             help="Skip Django's system checks before serving.")
+        parser.add_argument("--print-ini", action="store_true",
+                            help="Print the merged options as an ini file for the real uWSGI, "
+                                 "and exit.")
         add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         cli = {k: v for k, v in options.items() if v is not None}
         try:
             cfg = build_config(getattr(settings, "UWSGI", None), cli)
+            engine.check(cfg)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
+        if options.get("print_ini"):
+            self.stdout.write(to_ini(translate(cfg), _INI_HEADER), ending="")
+            return None
         if cfg.reload or cfg.stop:  # uWSGI's client commands: signal a server, exit
             return self._control(cfg)
+        if cfg.engine == "uwsgi":
+            return self._uwsgi(cfg, options)
         try:  # import uwsgi / uwsgidecorators work from here on (in this process only)
             compat.install(cfg)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         if reexec.is_probe():  # a reload's check that the new code loads
+            identity = self._identity(cfg)
             try:
                 prepare_environment(cfg)
-                if not cfg.lazy_apps:
+                if identity is not None:  # as the workers will: after the drop
+                    privileges.drop(identity)
+                if not cfg.lazy_apps or identity is not None:
                     load_app(cfg)
+            except privileges.PrivilegeError as exc:
+                raise CommandError(f"reload check: {exc}") from None
             except AppLoadError as exc:
                 if exc.__cause__ is not None:
                     traceback.print_exception(exc.__cause__, file=sys.stderr)
                 raise CommandError(f"reload check: {exc}") from None
             return None
+        try:
+            seconds = autoreload.interval(cfg)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        if seconds and not autoreload.is_child():
+            return self._autoreload_parent(cfg, seconds)
+        child = autoreload.is_child()
         again = reexec.is_reexec()  # a graceful reload re-executed the master
         # Pidfile paths are taken from where the command was started (before chdir).
         pidfiles = [os.path.abspath(p) if p else None for p in (cfg.pidfile, cfg.pidfile2)]
@@ -94,16 +130,27 @@ class Command(BaseCommand):
                         raise CommandError(str(exc)) from None
         if cfg.daemonize and not again and not self._detach(cfg, cfg.daemonize):
             return None  # the launcher: the daemon has reported
-        if not options.get("skip_checks") and not again:
+        broken = None  # autoreload: code that does not import is shown, not fatal
+        if child:
+            _, broken = autoreload.guarded(lambda: get_resolver().urlconf_module, self.stderr)
+        if not options.get("skip_checks") and not again and broken is None:
             self.stdout.write("Performing system checks...\n\n")
-            self.check(display_num_errors=True)
-            self.check_migrations()
+            if child:
+                autoreload.guarded(self._checks, self.stderr)
+            else:
+                self._checks()
         app_failed = False
+        loader = lambda: load_app(cfg)  # noqa: E731
+        if child:
+            loader = autoreload.loader(loader, settings.DEBUG, self.stderr, broken)
         try:
             prepare_environment(cfg)
             app = None
-            if not cfg.lazy_apps:
-                app = load_app(cfg)
+            # With uid/gid the master (root) never imports the WSGI app: each worker does,
+            # after it dropped privileges (the master still re-execs on reload, so new
+            # settings and models are picked up).
+            if not cfg.lazy_apps and identity is None:
+                app = loader()
         except AppLoadError as exc:
             if exc.__cause__ is not None:
                 traceback.print_exception(exc.__cause__, file=sys.stderr)
@@ -117,7 +164,8 @@ class Command(BaseCommand):
             return None
         app_name = cfg.module or cfg.wsgi_file or getattr(settings, "WSGI_APPLICATION", "")
         try:
-            listeners = reexec.inherited_listeners() or run.bind_all(cfg, self.stdout)
+            listeners = reexec.inherited_listeners() or autoreload.inherited_listeners() \
+                or run.bind_all(cfg, self.stdout)
         except run.ServerError as exc:
             raise CommandError(f"Error: {exc}") from None
         if not again:  # the same pid after a reload re-exec: the pidfiles are right
@@ -132,20 +180,40 @@ class Command(BaseCommand):
                              f"with the new code\n")
         else:
             run.banner(cfg, listeners, app_name, self.stdout)
-        unix_files = run.unix_socket_files(listeners) if cfg.vacuum else []
+        # an autoreload child's sockets belong to the parent, which vacuums them
+        unix_files = run.unix_socket_files(listeners) if cfg.vacuum and not child else []
         master_pid = os.getpid()
 
         def on_exit() -> None:  # our pidfiles always; unix socket files with vacuum
             if os.getpid() == master_pid:
                 run.cleanup(master_pid, [p for p in pidfiles if p], unix_files)
 
+        if child:
+            autoreload.watch()
         try:
-            code = run.serve(cfg, app, lambda: load_app(cfg), listeners, app_failed=app_failed,
+            code = run.serve(cfg, app, loader, listeners, app_failed=app_failed,
                              identity=identity, daemon=self._daemon, on_exit=on_exit,
                              on_ready=self._daemon.ready if self._daemon is not None else None)
         except BaseException:
             on_exit()  # the master loop failed: do not leave a pidfile naming a dead pid
             raise
+        code = autoreload.exit_code(code)
+        if code:
+            sys.exit(code)
+
+    def _checks(self) -> None:
+        self.check(display_num_errors=True)
+        self.check_migrations()
+
+    def _autoreload_parent(self, cfg: Any, seconds: int) -> None:
+        """Bind once, run the server as a child and restart it on changes."""
+        try:
+            listeners = run.bind_all(cfg, self.stdout)
+        except run.ServerError as exc:
+            raise CommandError(f"Error: {exc}") from None
+        unix_files = run.unix_socket_files(listeners) if cfg.vacuum else []
+        code = autoreload.run_parent(listeners, seconds, cfg.die_on_term)
+        run.cleanup(os.getpid(), [], unix_files)
         if code:
             sys.exit(code)
 
@@ -156,6 +224,17 @@ class Command(BaseCommand):
             if self._daemon is not None:  # tell the waiting launcher (it exits non-zero)
                 self._daemon.failed(str(exc))
             raise
+
+    def _uwsgi(self, cfg: Any, options: dict[str, Any]) -> None:
+        """``engine = uwsgi``: the same checks, then exec the real uWSGI."""
+        if not options.get("skip_checks"):
+            self.stdout.write("Performing system checks...\n\n")
+            self.check(display_num_errors=True)
+            self.check_migrations()
+        try:
+            engine.exec_uwsgi(cfg, self.stdout, self.stderr)
+        except engine.EngineError as exc:
+            raise CommandError(str(exc)) from None
 
     def _control(self, cfg: Any) -> None:
         """``--reload PIDFILE`` / ``--stop PIDFILE``: like uWSGI, signal and return at once
