@@ -180,10 +180,8 @@ def early_install(argv: list[str]) -> None:
             parser = Command().create_parser(os.path.basename(argv[0]), "runuwsgi")
             options, _ = parser.parse_known_args(argv[2:])
             cli = {k: v for k, v in vars(options).items() if v is not None}
-            cfg = build_config(getattr(settings, "UWSGI", None), cli)
-            # Not a client command (--reload/--stop PIDFILE), --print-ini, or the real uWSGI.
-            if not (cfg.reload or cfg.stop or getattr(options, "print_ini", False)
-                    or cfg.engine != "runuwsgi"):
-                install(cfg)
+            # Also for --reload/--stop, --print-ini and --engine uwsgi: the apps' ready() runs
+            # in those processes too, and must not fail on its `import uwsgi`.
+            install(build_config(getattr(settings, "UWSGI", None), cli))
     except (Exception, SystemExit):
         return

@@ -132,10 +132,11 @@ def _worker_doc(info: dict[str, float]) -> dict[str, Any]:
         vsz, rss = int(pages[0]) * page, int(pages[1]) * page
     except (OSError, ValueError, IndexError):
         pass
+    # uWSGI 2.0's keys and types (checked against pyuwsgi: status is bytes).
     return {"id": int(info["wid"]), "pid": pid, "requests": int(info["requests"]),
-            "delta_requests": int(info["delta_requests"]),
-            "exceptions": int(info["exceptions"]), "harakiri_count": int(info["harakiri_count"]),
-            "signals": 0, "signal_queue": 0, "status": "busy" if info["busy_since"] else "idle",
+            "delta_requests": int(info["delta_requests"]), "signals": 0,
+            "exceptions": int(info["exceptions"]),
+            "status": b"busy" if info["busy_since"] else b"idle",
             "rss": rss, "vsz": vsz, "running_time": 0, "last_spawn": int(info["last_spawn"]),
             "respawn_count": int(info["respawn_count"]), "tx": int(info["tx"]), "avg_rt": 0,
             "apps": ()}

@@ -6,6 +6,7 @@ The test project registers its uwsgidecorators tasks (testapp/uwsgitasks.py) whe
 TEST_UWSGI_DIR is set; they append "kind worker_id pid time" lines to events.log there."""
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,6 +103,7 @@ def test_process_information(api):
     assert [w["id"] for w in workers] == [1, 2, 3]
     assert sorted(w["pid"] for w in workers) == api.server.worker_pids()
     assert {"requests", "exceptions", "status", "rss", "last_spawn", "tx"} <= set(workers[0])
+    assert sum(w["requests"] for w in workers) == info["total_requests"]
     me = next(w for w in workers if w["pid"] == info["pid"])
     assert me["status"] == "busy"  # serving this very request
     # Counters grow as requests end.
@@ -395,3 +397,92 @@ def test_import_uwsgi_fails_outside_the_server():
     shell = subprocess.run([sys.executable, "manage.py", "shell", "-c", "import uwsgi"],
                            cwd=str(TEST_PROJECT), capture_output=True, text=True, timeout=60)
     assert shell.returncode != 0 and "No module named 'uwsgi'" in shell.stderr
+
+
+def _cache_conversation(api):
+    """What the cache views answer, in order: compared between runuwsgi and real uWSGI."""
+    steps = [("clear", None, None), ("set", "k", "v1"), ("set", "k", "v2"), ("get", "k", None),
+             ("exists", "k", None),
+             ("update", "k", "v3"), ("get", "k", None), ("update", "new", "n"),
+             ("del", "k", None), ("del", "k", None), ("get", "k", None),
+             ("exists", "k", None), ("set", "big", "x" * 65), ("keys", None, None),
+             ("clear", None, None), ("keys", None, None)]
+    answers = []
+    for op, key, value in steps:
+        params = {"op": op, "key": key or "", **({"value": value} if value else {})}
+        answers.append((op, api.json("/uwsgi/cache", **params)["result"]))
+    answers.append(("lock", api.json("/uwsgi/lock", file=str(api.dir / "l"), sleep="0",
+                                     n="2")["locked_inside"]))
+    return answers
+
+
+@contextlib.contextmanager
+def real_uwsgi(tmp_path, env=None):
+    """The test project under real uWSGI (pyuwsgi via --engine uwsgi) with API_ARGS; an Api
+    on it. Stopped by its process group."""
+    pytest.importorskip("pyuwsgi")
+    from tests.nginx import free_port
+
+    port = free_port()
+    args = [a if a != "127.0.0.1:0" else f"127.0.0.1:{port}" for a in API_ARGS]
+    events = tmp_path / "real-events"
+    events.mkdir()
+    log_path = tmp_path / "uwsgi.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "manage.py", "runuwsgi", "--engine", "uwsgi",
+                                 "--skip-checks", *args], cwd=str(TEST_PROJECT), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    try:
+        real = Api(type("S", (), {"url": f"http://127.0.0.1:{port}"})(), events)
+
+        def up():
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                return real.get("/hello").status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, 60, "real uWSGI serving", interval=0.2)
+        yield real
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # uWSGI: SIGINT stops at once
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_cache_and_locks_answer_as_real_uwsgi(api, tmp_path):
+    # The same views under real uWSGI with the same options give the same answers: the
+    # semantics are uWSGI's, not our reading of its docs.
+    ours = _cache_conversation(api)
+    with real_uwsgi(tmp_path) as real:
+        theirs = _cache_conversation(real)
+    assert ours == theirs
+
+
+def _signal_story(api):
+    """Which workers ran what: postfork, the worker2 timer, a broadcast, a one-worker signal."""
+    (api.dir / "watched").touch()
+    wait_for(lambda: len(api.events("postfork")) >= 3, 30, "postfork in every worker")
+    wait_for(lambda: len(api.events("timer0")) >= 2, 30, "two timer ticks")
+    api.json("/uwsgi/signal", num="100")
+    api.json("/uwsgi/signal", num="101")
+    wait_for(lambda: len(api.events("broadcast")) >= 3 and api.events("one"), 30, "signals")
+    time.sleep(0.5)
+    return {"postfork": sorted(e[1] for e in api.events("postfork")),
+            "timer": sorted({e[1] for e in api.events("timer0")}),
+            "broadcast": sorted(e[1] for e in api.events("broadcast")),
+            "one": len(api.events("one")),
+            "registered": api.json("/uwsgi/info")["registered"],
+            "worker_types": api.json("/uwsgi/info")["worker_types"]}
+
+
+def test_signals_and_postfork_behave_as_real_uwsgi(own_api, tmp_path):
+    ours = _signal_story(own_api())
+    with real_uwsgi(tmp_path, env={"TEST_UWSGI_DIR": str(tmp_path / "real-events")}) as real:
+        theirs = _signal_story(real)
+    assert ours == theirs
+    assert ours["timer"] == [2] and ours["broadcast"] == [1, 2, 3] and ours["one"] == 1

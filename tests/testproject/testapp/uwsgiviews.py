@@ -15,8 +15,10 @@ except ImportError:
 def _text(value):
     if isinstance(value, bytes):
         return value.decode()
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _text(v) for k, v in value.items()}
     return value
 
 
@@ -27,7 +29,8 @@ def info(request):
         "version": _text(uwsgi.version), "hostname": _text(uwsgi.hostname),
         "opt": {k: _text(v) for k, v in uwsgi.opt.items()},
         "total_requests": uwsgi.total_requests(), "request_id": uwsgi.request_id(),
-        "workers": list(uwsgi.workers()),
+        "workers": _text(uwsgi.workers()),
+        "worker_types": {k: type(v).__name__ for k, v in uwsgi.workers()[0].items()},
         "registered": [n for n in range(256) if uwsgi.signal_registered(n)],
     })
 
@@ -57,19 +60,20 @@ def is_locked(request):
 def cache(request):
     op = request.GET["op"]
     key = request.GET.get("key", "")
-    name = request.GET.get("cache")
+    # uWSGI takes no None for the cache name: leave it out for the default cache.
+    named = [request.GET["cache"]] if "cache" in request.GET else []
     time.sleep(float(request.GET.get("sleep", "0")))  # keeps this worker busy: the next
     # concurrent requests go to the others
     if op in ("set", "update"):
         fn = uwsgi.cache_set if op == "set" else uwsgi.cache_update
         result = fn(key, request.GET["value"].encode(), int(request.GET.get("expires", "0")),
-                    name)
+                    *named)
     elif op == "keys":
-        result = sorted(k.decode() for k in uwsgi.cache_keys(name))
+        result = sorted(k.decode() for k in uwsgi.cache_keys(*named))
     elif op == "clear":
-        result = uwsgi.cache_clear(name)
+        result = uwsgi.cache_clear(*named)
     else:
-        result = getattr(uwsgi, f"cache_{op}")(key, name)
+        result = getattr(uwsgi, f"cache_{op}")(key, *named)
     return JsonResponse({"pid": os.getpid(), "result": _text(result)})
 
 
