@@ -106,20 +106,28 @@ def request_id() -> int:
 
 
 def workers() -> tuple[dict[str, Any], ...]:
-    """One dict per worker, with the stats server's fields."""
+    """One dict per worker id (its newest process, starting or serving), as uWSGI's."""
     board = _rt().scoreboard
     if board is None:
         return ()
-    newest: dict[int, dict[str, Any]] = {}
+    newest: dict[int, dict[str, float]] = {}
     for slot in range(1, board.slots + 1):
         info = board.read(slot)
-        if not info["wid"] or not info["accepting"] or not info["pid"]:
-            continue
         wid = int(info["wid"])
-        if wid in newest and newest[wid]["last_spawn"] >= int(info["last_spawn"]):
-            continue
-        newest[wid] = _worker_doc(info)
-    return tuple(newest[w] for w in sorted(newest))
+        if wid and info["pid"] and (wid not in newest or
+                                    info["last_spawn"] > newest[wid]["last_spawn"]):
+            newest[wid] = info
+    return tuple(_worker_doc(newest[w]) for w in sorted(newest) if _alive(int(newest[w]["pid"])))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _worker_doc(info: dict[str, float]) -> dict[str, Any]:
