@@ -1,7 +1,9 @@
 """The state behind the ``uwsgi`` module in one runuwsgi process (master or worker).
 
-:func:`install` runs in the master before the application is imported; the workers inherit
-everything at fork and :func:`in_worker` / :func:`worker_started` fill in who they are.
+:func:`early_install` (while Django sets up ``manage.py runuwsgi``) or :func:`install` (from
+the command) runs in the master before the application is imported; the workers inherit
+everything at fork, then ``Runtime._in_worker`` (called by the Hub right after the fork) and
+:func:`worker_started` (once the worker is built) fill in who they are.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Runtime:
             self._add_cache(text, parse_cache2(text), old["caches"])
         for fd, _spec in [old["locks"] or [None, None], *old["caches"].values()]:
             if fd is not None:
-                os.close(fd)  # changed sizes: not taken over
+                os.close(fd)  # sizes changed or the cache is gone: not taken over
         self.hub = Hub(float(cfg.harakiri_graceful_timeout or 0))
         self.hub.child_hook = self._in_worker
         self.hub.carry_over = self._carry_over
