@@ -132,6 +132,19 @@ SERVERS = {
             ],
             lambda: None,
         ),
+        # Not in the default set: the same with the stats server and Prometheus metrics
+        # on (the scoreboard counters are always kept; this adds the master's serving).
+        Server(
+            f"{SUBJECT}-stats",
+            lambda port, processes=1: [
+                *(sys.executable, "manage.py", "runuwsgi", "--http-socket", f"{HOST}:{port}"),
+                *("--processes", str(processes)),
+                *"--threads 1 --disable-logging --skip-checks".split(),
+                *("--stats", f"{HOST}:{free_port()}", "--metrics", f"{HOST}:{free_port()}"),
+            ],
+            lambda: None,
+            "--stats and --metrics on",
+        ),
         Server(
             "uwsgi",
             _uwsgi_argv("--http11-socket"),

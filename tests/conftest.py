@@ -21,6 +21,7 @@ def start_server(tmp_path):
     stop_all(started)
 
 
+from tests.dashboard import dashboard_project  # noqa: E402,F401  (the fixture)
 from tests.nginx import nginx_factory  # noqa: E402,F401  (the fixture, for every test)
 
 

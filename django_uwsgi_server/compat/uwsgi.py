@@ -106,18 +106,35 @@ def request_id() -> int:
 
 
 def workers() -> tuple[dict[str, Any], ...]:
-    """One dict per worker id (its newest process, starting or serving), as uWSGI's."""
-    board = _rt().scoreboard
+    """One dict per worker id (its newest live process, starting or serving), with uWSGI's
+    keys and types (checked against pyuwsgi: status is bytes); the numbers are the stats
+    server's (server/stats_doc.py)."""
+    from ..server.stats_doc import Proc, document
+
+    rt = _rt()
+    board = rt.scoreboard
     if board is None:
         return ()
     newest: dict[int, dict[str, float]] = {}
-    for slot in range(1, board.slots + 1):
+    slot_of: dict[int, int] = {}
+    for slot in range(1, board.high_slot() + 1):
         info = board.read(slot)
         wid = int(info["wid"])
         if wid and info["pid"] and (wid not in newest or
                                     info["last_spawn"] > newest[wid]["last_spawn"]):
-            newest[wid] = info
-    return tuple(_worker_doc(newest[w]) for w in sorted(newest) if _alive(int(newest[w]["pid"])))
+            newest[wid], slot_of[wid] = info, slot
+    procs = [Proc(wid, int(info["pid"]), slot_of[wid]) for wid, info in newest.items()
+             if _alive(int(info["pid"]))]
+    doc = document(board=board, procs=procs, listeners=(), workers=0,
+                   threads=rt.cfg.threads, master_pid=rt.master_pid, backlog=0)
+    return tuple({key: entry[key] for key in _WORKER_KEYS} |
+                 {"status": entry["status"].encode(), "apps": tuple(entry["apps"])}
+                 for entry in doc["workers"] if entry["pid"])
+
+
+_WORKER_KEYS = ("id", "pid", "requests", "delta_requests", "signals", "exceptions", "status",
+                "rss", "vsz", "running_time", "last_spawn", "respawn_count", "tx", "avg_rt",
+                "apps")
 
 
 def _alive(pid: int) -> bool:
@@ -128,26 +145,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         pass
     return True
-
-
-def _worker_doc(info: dict[str, float]) -> dict[str, Any]:
-    pid = int(info["pid"])
-    rss = vsz = 0
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            pages = f.read().split()
-        page = os.sysconf("SC_PAGE_SIZE")
-        vsz, rss = int(pages[0]) * page, int(pages[1]) * page
-    except (OSError, ValueError, IndexError):
-        pass
-    # uWSGI 2.0's keys and types (checked against pyuwsgi: status is bytes).
-    return {"id": int(info["wid"]), "pid": pid, "requests": int(info["requests"]),
-            "delta_requests": int(info["delta_requests"]), "signals": 0,
-            "exceptions": int(info["exceptions"]),
-            "status": b"busy" if info["busy_since"] else b"idle",
-            "rss": rss, "vsz": vsz, "running_time": 0, "last_spawn": int(info["last_spawn"]),
-            "respawn_count": int(info["respawn_count"]), "tx": int(info["tx"]), "avg_rt": 0,
-            "apps": ()}
 
 
 def setprocname(name: str) -> None:

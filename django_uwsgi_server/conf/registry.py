@@ -419,10 +419,17 @@ OPTIONS: tuple[Option, ...] = (
     _O("master-fifo", PATH, MANAGEMENT, _IMPL, "control the master through a FIFO", repeatable=True),
     _O("reload", PATH, MANAGEMENT, _IMPL, "gracefully reload the server of this pidfile"),
     _O("stop", PATH, MANAGEMENT, _IMPL, "stop the server of this pidfile"),
-    _O("stats", ADDRESS, MANAGEMENT, _PLAN, "serve JSON stats on this address",
+    _O("stats", ADDRESS, MANAGEMENT, _IMPL,
+       "serve uWSGI's JSON stats on this address (host:port, :port = loopback, unix path)",
        aliases=("stats-server",)),
-    _O("stats-http", BOOL, MANAGEMENT, _PLAN, "serve the stats over HTTP"),
-    _O("stats-minified", BOOL, MANAGEMENT, _PLAN, "minify the stats JSON"),
+    _O("stats-http", BOOL, MANAGEMENT, _IMPL, "serve the stats over HTTP (/metrics: Prometheus)"),
+    _O("stats-minified", BOOL, MANAGEMENT, _IMPL, "minify the stats JSON"),
+    _O("stats-allow-remote", BOOL, MANAGEMENT, _IMPL,
+       "allow stats/metrics on a non-loopback address (refused by default)"),
+    _O("stats-chmod", MODE, MANAGEMENT, _IMPL,
+       "mode of a unix stats/metrics socket file (default 600)"),
+    _O("metrics", ADDRESS, MANAGEMENT, _IMPL,
+       "serve Prometheus metrics over HTTP on this address (same rules as stats)"),
     # Other
     _O("add-header", HEADER, OTHER, _IMPL, "add a header to every response", repeatable=True),
     _O("del-header", STR, OTHER, _PLAN, "remove a header from every response", repeatable=True),
@@ -466,7 +473,6 @@ DEFAULT_HTTP_SOCKET = "127.0.0.1:8000"
 
 # Where planned work is tracked, for the "not implemented yet" error.
 PLANNED_IN = {
-    **dict.fromkeys(("stats", "stats-http", "stats-minified"), "issue #6"),
     **dict.fromkeys(("static-map", "static-map2", "check-static", "static-index",
                      "static-expires-type", "offload-threads"),
                     "issue #7"),

@@ -42,6 +42,10 @@ RUNUWSGI_ONLY: dict[str, str] = {
                       "its HTTP router, http11-socket uses socket-timeout",
     "body-min-rate": "runuwsgi's slowest allowed request body; uWSGI only has socket-timeout, "
                      "per wait",
+    "stats-allow-remote": "runuwsgi refuses a non-loopback stats address without it; uWSGI "
+                          "binds any address it is given",
+    "stats-chmod": "runuwsgi's mode for a unix stats socket (default 0600)",
+    "metrics": "runuwsgi's Prometheus endpoint; uWSGI needs an exporter reading its stats",
     "set-placeholder": "placeholders are already substituted in the values below",
     "ini": "the files are already merged into the lines below",
     "reload": "a client command, not a server option",

@@ -204,6 +204,21 @@ def wait_gone(pid: int, timeout: float, sleep: Callable[[float], None] = time.sl
         sleep(0.05)
 
 
+def send(action_key: str, *, pid: int | None, fifo: str | None) -> str:
+    """Send ``action_key`` to the master ``pid`` by signal, or through ``fifo`` when the
+    action has no signal or the pid is unknown; returns what was sent, for a message.
+    Nothing waits here: the admin dashboard calls this from a worker being replaced."""
+    action = ACTIONS[action_key]
+    if action.signum is None or pid is None:
+        if not fifo:
+            raise ControlError(f"{action.label} needs master-fifo (set 'master-fifo' in "
+                               f"settings.UWSGI)")
+        write_fifo(fifo, action.fifo_byte)
+        return f"{action.fifo_byte.decode()!r} ({action.label}) through FIFO {fifo}"
+    send_signal(pid, action.signum)
+    return f"{signal.Signals(action.signum).name} ({action.label})"
+
+
 def run(action_key: str, *, pidfile: str | None = None, fifo: str | None = None,
         wait: bool = True, timeout: float = 60.0) -> str:
     """Send ``action_key`` (see ACTIONS) to the server; returns the line to print."""
@@ -221,12 +236,7 @@ def run(action_key: str, *, pidfile: str | None = None, fifo: str | None = None,
         pid = fifo_reader(fifo)  # type: ignore[arg-type]
     before = workers(pid) if pid is not None else set()
     started = time.monotonic()
-    if use_fifo:
-        write_fifo(fifo, action.fifo_byte)  # type: ignore[arg-type]
-        what = f"{action.fifo_byte.decode()!r} ({action.label}) through FIFO {fifo}"
-    else:
-        send_signal(pid, action.signum)  # type: ignore[arg-type]
-        what = f"{signal.Signals(action.signum).name} ({action.label})"
+    what = send(action_key, pid=None if use_fifo else pid, fifo=fifo)
     to = f"the runuwsgi master (pid {pid})" if pid is not None else "the server"
     if not wait:
         return f"sent {what} to {to}"

@@ -69,6 +69,17 @@ class RequestLog:
     def app_exception(self) -> None:
         self._exception.flag = True
 
+    def count_django_exceptions(self) -> None:
+        """Django turns a view's exception into a 500 response, so the WSGI server never
+        sees it: count it for the stats (uWSGI's ``exceptions``) from Django's signal, sent
+        in the request's thread."""
+        try:
+            from django.core.signals import got_request_exception
+        except ImportError:
+            return
+        got_request_exception.connect(lambda sender, **kwargs: self.app_exception(),
+                                      weak=False, dispatch_uid="django_uwsgi_server.exceptions")
+
     def protocol_error(self, conn: Any, err: ProtocolError) -> None:
         hint = f" (raise --{err.option} if the client is right)" if err.option else ""
         write_line(f"[worker {self.worker_id}] {conn.remote_addr or 'unix'}: "
@@ -80,10 +91,11 @@ class RequestLog:
         if failed:
             self._exception.flag = False
         tx = ex.sent + ex.head_bytes
-        count = self.scoreboard.finished(self.slot, tx, failed) if self.scoreboard else 0
+        end = time.time()
+        count = self.scoreboard.finished(self.slot, tx, failed, end - start, core_id()) \
+            if self.scoreboard else 0
         if not self.enabled:
             return
-        end = time.time()
         env = req.environ
         if self._template is not None:
             line = self._render(conn, req, ex, env, start, end)

@@ -60,7 +60,7 @@ class Master:
     def __init__(self, cfg: Any, *, make_worker: Callable[[int, int, int], Any],
                  listeners: list[Any], on_ready: Callable[[], None] | None = None,
                  on_exit: Callable[[], None] | None = None, triggers: Any = None,
-                 app_failed: bool = False, hub: Any = None) -> None:
+                 app_failed: bool = False, stats: Any = None, hub: Any = None) -> None:
         self.cfg = cfg
         self.target = cfg.processes
         # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
@@ -70,6 +70,7 @@ class Master:
         self.on_ready = on_ready
         self.on_exit = on_exit
         self.triggers = triggers
+        self.stats = stats  # stats_server.StatsServer: served from this loop, never blocking
         self.hub = hub  # the uwsgi module's signals, timers, cron (server/signals.py)
         self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
         self.harakiri = cfg.harakiri or 0
@@ -137,6 +138,8 @@ class Master:
                 signal.signal(sig, signal.SIG_DFL)
             for fd in (wake_r, wake_w, self._report_r, self._report_w):
                 os.close(fd)
+            if self.stats is not None:
+                self.stats.close()
         if self.triggers is not None:
             self.triggers.close()
         if self.on_exit is not None:
@@ -150,14 +153,21 @@ class Master:
             fds = [wake_r, self._report_r]
             if self.triggers is not None:
                 fds += self.triggers.fds()
+            wfds = []
+            if self.stats is not None:
+                fds += self.stats.fds()
+                wfds = self.stats.wfds()
             timeout = tick
             if self.hub is not None:
                 fds += self.hub.fds()
                 timeout = self.hub.timeout(time.monotonic(), tick)
+            ready: tuple[list, list, list] = ([], [], [])
             try:
-                select.select(fds, [], [], timeout)
+                ready = select.select(fds, wfds, [], timeout)
             except InterruptedError:
                 pass
+            if self.stats is not None:
+                self.stats.handle(ready[0], ready[1])
             self._drain(wake_r)
             self._read_reports()
             if self.hub is not None:
@@ -390,6 +400,8 @@ class Master:
         state = {"procs": procs, "scoreboard_fd": self.scoreboard.fd,
                  "slots": self.scoreboard.slots, "listeners": listeners, "chain": chain,
                  "target": self.target}
+        if self.stats is not None:
+            state["stats"] = self.stats.inheritable()
         if self.hub is not None and self.hub.carry_over is not None:
             state["uwsgi"] = self.hub.carry_over()  # locks and caches stay shared
         os.set_inheritable(self.scoreboard.fd, True)
@@ -409,6 +421,8 @@ class Master:
             for listener in self.listeners:
                 os.set_inheritable(listener.sock.fileno(), False)
             os.set_inheritable(self.scoreboard.fd, False)
+            if self.stats is not None:
+                self.stats.not_inheritable()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             write_line(f"re-exec failed ({exc}); reloading the workers only")
             for proc in self.procs.values():
@@ -507,6 +521,8 @@ class Master:
             os.close(self._report_r)
             if self.triggers is not None:
                 self.triggers.close()  # in a child this only closes the FIFO fds
+            if self.stats is not None:
+                self.stats.close_in_child()
             _die_with_parent(self.pid)
             if chan is not None:
                 self.hub.in_child(chan, wid, slot)

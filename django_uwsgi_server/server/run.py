@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..compat import runtime as uwsgi_runtime
-from . import pidfile, privileges
+from . import pidfile, privileges, runtime, stats_server
 from .loader import AppLoadError
 from .logging import RequestLog, redirect_output, write_line
 from .master import Master, rearm_parent_death
@@ -43,6 +43,12 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
         owner = privileges.parse_owner(cfg.chown_socket)
     except privileges.PrivilegeError as exc:
         raise ServerError(str(exc)) from None
+    try:
+        stats_server.prebind(cfg)
+    except stats_server.StatsConfigError as exc:
+        raise ServerError(str(exc)) from None
+    except BindError as exc:
+        raise ServerError(str(exc.strerror)) from None
     listeners: list[Listener] = []
     try:
         for attr, protocol in SOCKET_OPTIONS:
@@ -53,6 +59,7 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except BindError as exc:
         for listener in listeners:
             listener.sock.close()
+        stats_server.release()
         raise ServerError(str(exc.strerror if isinstance(exc.strerror, str) else exc)) from None
     return listeners
 
@@ -178,9 +185,11 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
                 write_line(f"worker {wid}: {trace}\n{exc}" if trace else f"worker {wid}: {exc}")
                 return None
         assert master is not None
+        runtime.mark_worker(master.pid, wid, cfg)
         log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,
                          enabled=not cfg.disable_logging, log_format=cfg.log_format,
                          x_forwarded_for=cfg.log_x_forwarded_for)
+        log.count_django_exceptions()
         handler = Handler(the_app, multithread=cfg.threads > 1, multiprocess=cfg.processes > 1,
                           keepalive=cfg.http_keepalive > 0, buffer_size=cfg.buffer_size,
                           limit_post=cfg.limit_post, add_headers=cfg.add_header or [],
@@ -197,8 +206,12 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
     if cfg.touch_reload or cfg.touch_chain_reload or cfg.master_fifo:
         triggers = Triggers(touch_reload=cfg.touch_reload, touch_chain_reload=cfg.touch_chain_reload,
                             master_fifos=cfg.master_fifo, log=write_line)
+    try:
+        stats = stats_server.start(cfg, lambda: master)
+    except (stats_server.StatsConfigError, BindError) as exc:
+        raise ServerError(str(exc.strerror if isinstance(exc, BindError) else exc)) from None
     master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
-                    on_exit=on_exit, triggers=triggers, app_failed=app_failed,
+                    on_exit=on_exit, triggers=triggers, app_failed=app_failed, stats=stats,
                     hub=uwsgi_runtime.hub())
     return master.run()
 

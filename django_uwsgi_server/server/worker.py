@@ -27,7 +27,7 @@ from typing import Any
 
 from . import http, uwsgi_protocol
 from .connection import ClientGone, Connection
-from .logging import write_line
+from .logging import core_id, write_line
 from .master import EXIT_RECYCLED
 from .request import ProtocolError
 from .signals import Inbox
@@ -205,6 +205,7 @@ class Worker:
             self.in_flight[threading.get_ident()] = start
             if self.scoreboard is not None:
                 self.scoreboard.busy(self.slot, min(self.in_flight.values()))
+                self.scoreboard.core_busy(self.slot, core_id(), start)
         self.served += 1
         # Decided before the response is sent, so that it says Connection: close and no
         # keep-alive client races a closing socket.
@@ -223,6 +224,7 @@ class Worker:
             self.in_flight.pop(ident, None)
             if self.scoreboard is not None:
                 self.scoreboard.busy(self.slot, min(self.in_flight.values(), default=0.0))
+                self.scoreboard.core_busy(self.slot, core_id(), 0.0)
             if ident in self._interrupted:  # the request ended first: cancel the pending raise
                 self._interrupted.discard(ident)
                 _raise_in_thread(ident, None)

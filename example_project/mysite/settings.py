@@ -106,4 +106,6 @@ UWSGI = {
     "processes": 2,
     "threads": 1,
     "buffer-size": 65535,
+    # The stats server: uwsgitop, manage.py uwsgi_stats and the dashboard at /uwsgi/ read it.
+    "stats": "127.0.0.1:9191",
 }

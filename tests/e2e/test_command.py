@@ -42,9 +42,9 @@ def test_bad_value_names_option_value_and_expectation():
 
 
 def test_planned_option_is_an_error_not_a_silent_noop():
-    r = run_command(["--stats", "127.0.0.1:1717"])
+    r = run_command(["--static-map", "/static=/srv/static"])
     assert r.returncode == 1
-    assert "'stats'" in r.stderr and "not implemented" in r.stderr
+    assert "'static-map'" in r.stderr and "not implemented" in r.stderr
 
 
 def test_unsupported_option_is_an_error():

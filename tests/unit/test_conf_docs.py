@@ -16,7 +16,7 @@ def test_reference_lists_every_option_once():
     for opt in OPTIONS:
         assert text.count(f"   * - ``{opt.name}``\n") == 1, opt.name
     assert "2 × CPU cores" in text
-    assert "planned (issue #6)" in text
+    assert "planned (issue #7)" in text
 
 
 def test_reference_is_valid_rst():

@@ -194,6 +194,9 @@ class Command(BaseCommand):
             code = run.serve(cfg, app, loader, listeners, app_failed=app_failed,
                              identity=identity, daemon=self._daemon, on_exit=on_exit,
                              on_ready=self._daemon.ready if self._daemon is not None else None)
+        except run.ServerError as exc:  # the stats server could not bind
+            on_exit()
+            raise CommandError(f"Error: {exc}") from None
         except BaseException:
             on_exit()  # the master loop failed: do not leave a pidfile naming a dead pid
             raise

@@ -1,4 +1,5 @@
-from django.urls import path
+from django.apps import apps
+from django.urls import include, path
 
 from . import uwsgiviews, views
 
@@ -26,3 +27,9 @@ urlpatterns = [
     path("uwsgi/procname", uwsgiviews.procname),
     path("uwsgi/control", uwsgiviews.control),
 ]
+
+if apps.is_installed("django.contrib.admin"):  # TEST_DASHBOARD (see the settings)
+    from django.contrib import admin
+
+    urlpatterns += [path("admin/", admin.site.urls),
+                    path("uwsgi/", include("django_uwsgi_server.urls"))]
