@@ -37,7 +37,8 @@ class Server:
 
     def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str] | None = None,
                  project: Path = TEST_PROJECT, wait: bool = True,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, prefix: list[str] = (),
+                 pass_fds: tuple[int, ...] = ()) -> None:
         self.tmp_path = tmp_path
         self.signal_log = tmp_path / "signals.log"
         self.out_path = tmp_path / "server.out"
@@ -45,11 +46,12 @@ class Server:
         full_env = dict(os.environ)
         full_env.update({"TEST_SIGNAL_LOG": str(self.signal_log), "PYTHONUNBUFFERED": "1"})
         full_env.update(env or {})
-        self.cmd = [python, str(project / "manage.py"), "runuwsgi", *args]
+        # prefix: a wrapper that execs the command (its pid stays the master's).
+        self.cmd = [*prefix, python, str(project / "manage.py"), "runuwsgi", *args]
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(self.cmd, cwd=str(project), env=full_env,
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, pass_fds=pass_fds)
         self.addresses: dict[str, list[tuple[str, int]]] = {}
         if wait:
             self.wait_ready()

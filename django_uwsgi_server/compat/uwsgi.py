@@ -149,11 +149,14 @@ def _alive(pid: int) -> bool:
 
 def setprocname(name: str) -> None:
     """The process name shown by top and ``ps -o comm`` (15 bytes: the kernel's limit);
-    with the setproctitle package installed, the whole command line as uWSGI does."""
+    with the setproctitle package installed, the whole command line as uWSGI does (keeping
+    the word runuwsgi, which uwsgi_reload looks for before it signals a pid)."""
+    from ..server.pidfile import MARKER
+
     try:
         import setproctitle
 
-        setproctitle.setproctitle(name)
+        setproctitle.setproctitle(name if MARKER in name else f"{name} [{MARKER}]")
     except ImportError:
         pass
     try:

@@ -217,7 +217,8 @@ def _to_path(opt: Option, value: Any) -> str:
 
 
 def _to_address(opt: Option, value: Any) -> str:
-    expected = "a socket address (HOST:PORT, :PORT, [IPv6]:PORT or a unix socket path)"
+    expected = ("a socket address (HOST:PORT, :PORT, [IPv6]:PORT, a unix socket path or fd://N "
+                "for an inherited socket)")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # a bare port, as in {"http-socket": 8000}
     if not isinstance(value, str):
@@ -377,7 +378,17 @@ OPTIONS: tuple[Option, ...] = (
        aliases=("logformat",)),
     _O("log-x-forwarded-for", BOOL, LOGGING, _IMPL, "log X-Forwarded-For as the client address",
        default=False),
-    _O("log-date", STR, LOGGING, _PLAN, "prefix log lines with a date", aliases=("logdate",)),
+    _O("log-date", STR, LOGGING, _IMPL,
+       "prefix non-request log lines with the date (bare: ctime format; or a strftime format)",
+       aliases=("logdate",), bare="%a %b %e %H:%M:%S %Y"),
+    _O("log-master", BOOL, LOGGING, _IMPL,
+       "workers log through a pipe to the master, which writes the log file", default=False),
+    _O("log-reopen", BOOL, LOGGING, _IMPL, "reopen the log file when a reload starts (logrotate)",
+       default=False),
+    _O("log-maxsize", SIZE, LOGGING, _IMPL,
+       "rotate the log file when it grows past this size (implies log-master)", min=0),
+    _O("log-backupname", PATH, LOGGING, _IMPL,
+       "name of the rotated log file (default: FILE.<unix time>)"),
     _O("log-micros", BOOL, LOGGING, _PLAN, "request times in microseconds"),
     _O("req-logger", STR, LOGGING, _PLAN, "send request lines to a logger", repeatable=True),
     _O("logger", STR, LOGGING, _PLAN, "send other log lines to a logger", repeatable=True),
@@ -419,6 +430,15 @@ OPTIONS: tuple[Option, ...] = (
     _O("master-fifo", PATH, MANAGEMENT, _IMPL, "control the master through a FIFO", repeatable=True),
     _O("reload", PATH, MANAGEMENT, _IMPL, "gracefully reload the server of this pidfile"),
     _O("stop", PATH, MANAGEMENT, _IMPL, "stop the server of this pidfile"),
+    _O("auto-procname", BOOL, MANAGEMENT, _IMPL,
+       "name processes 'uWSGI master' / 'uWSGI worker N' in ps (needs setproctitle)",
+       default=True),
+    _O("procname-prefix", STR, MANAGEMENT, _IMPL, "prepend this to process names"),
+    _O("procname-prefix-spaced", STR, MANAGEMENT, _IMPL,
+       "prepend this and a space to process names"),
+    _O("procname-append", STR, MANAGEMENT, _IMPL, "append this to process names"),
+    _O("procname-master", STR, MANAGEMENT, _IMPL, "the master's process name"),
+    _O("procname", STR, MANAGEMENT, _IMPL, "the name of every process (workers and master)"),
     _O("stats", ADDRESS, MANAGEMENT, _IMPL,
        "serve uWSGI's JSON stats on this address (host:port, :port = loopback, unix path)",
        aliases=("stats-server",)),

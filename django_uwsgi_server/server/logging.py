@@ -21,7 +21,28 @@ from .request import ProtocolError, Request
 _VAR = re.compile(r"%\((var\.[A-Za-z0-9_.-]+|[a-zA-Z]+)\)")
 
 
+CTIME = "%a %b %e %H:%M:%S %Y"  # log-date's default: ctime(), as uWSGI prints it
+_date_format: str | None = None
+
+
+def set_log_date(fmt: str | None) -> None:
+    """``log-date``: prefix non-request lines with ``strftime(fmt) + " - "`` (uWSGI's
+    ``uwsgi_log``; request lines carry their own time). ``true`` means the ctime format."""
+    global _date_format
+    text = (fmt or "").strip()
+    if text.lower() in ("", "false", "0", "no", "off"):
+        _date_format = None if fmt is None or text else CTIME
+    else:
+        _date_format = CTIME if text.lower() in ("true", "1", "yes", "on") else fmt
+
+
 def write_line(line: str) -> None:
+    if _date_format is not None:
+        line = f"{time.strftime(_date_format)} - {line}"
+    _write(line)
+
+
+def _write(line: str) -> None:
     data = (line if line.endswith("\n") else line + "\n").encode("utf-8", "replace")
     try:
         os.write(2, data)
@@ -110,7 +131,7 @@ class RequestLog:
                     f"{int((end - start) * 1000)} msecs{ex.via or ' '}"
                     f"({env.get('SERVER_PROTOCOL', '')} {ex.code}) {ex.header_count} headers "
                     f"in {ex.head_bytes} bytes ({ex.switches} switches on core {core_id()})")
-        write_line(line)
+        _write(line)
 
     def _addr(self, env: dict[str, Any]) -> str:
         if self.x_forwarded_for:

@@ -60,7 +60,8 @@ class Master:
     def __init__(self, cfg: Any, *, make_worker: Callable[[int, int, int], Any],
                  listeners: list[Any], on_ready: Callable[[], None] | None = None,
                  on_exit: Callable[[], None] | None = None, triggers: Any = None,
-                 app_failed: bool = False, stats: Any = None, hub: Any = None) -> None:
+                 app_failed: bool = False, stats: Any = None,
+                 hooks: list[Any] | None = None, hub: Any = None) -> None:
         self.cfg = cfg
         self.target = cfg.processes
         # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
@@ -70,6 +71,7 @@ class Master:
         self.on_ready = on_ready
         self.on_exit = on_exit
         self.triggers = triggers
+        self.hooks = hooks or []  # see hooks.py: titles, sd_notify, the log pipe
         self.stats = stats  # stats_server.StatsServer: served from this loop, never blocking
         self.hub = hub  # the uwsgi module's signals, timers, cron (server/signals.py)
         self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
@@ -122,12 +124,15 @@ class Master:
         # A re-exec'd image starts with these blocked (see _reexec): deliver them now.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         reexec.forget()
+        for hook in self.hooks:
+            hook.started(self)
         if self.hub is not None:
             self.hub.attach(self)
         try:
             if self._inherited_chain is not None:
                 self._continue_reload(self._inherited_chain)
             else:
+                write_line(f"spawned uWSGI master process (pid: {self.pid})")
                 self._spawn_missing()
             if self.on_ready is not None:
                 self.on_ready()
@@ -142,9 +147,11 @@ class Master:
                 self.stats.close()
         if self.triggers is not None:
             self.triggers.close()
+        for hook in self.hooks:
+            hook.close(self)
         if self.on_exit is not None:
             self.on_exit()
-        write_line("goodbye to django-uwsgi-server.")
+        write_line(f"goodbye to django-uwsgi-server (master pid: {self.pid}).")
         return self.exit_code
 
     def _loop(self, wake_r: int) -> None:
@@ -153,6 +160,8 @@ class Master:
             fds = [wake_r, self._report_r]
             if self.triggers is not None:
                 fds += self.triggers.fds()
+            for hook in self.hooks:
+                fds += hook.fds()
             wfds = []
             if self.stats is not None:
                 fds += self.stats.fds()
@@ -178,6 +187,8 @@ class Master:
                 for command in self.triggers.check():
                     self.command(command)
             self._reap()
+            for hook in self.hooks:
+                hook.tick(self)
             now = time.monotonic()
             if self.stopping_since is not None:
                 if not self.procs:
@@ -276,7 +287,7 @@ class Master:
             for proc in list(self.procs.values()):
                 if proc.wid > self.target and proc.state != RETIRING:
                     self._retire(proc)
-        else:
+        elif not any(hook.command(self, letter) for hook in self.hooks):
             write_line(f"master command {letter!r} is not supported by runuwsgi; ignored")
 
     def stop(self, graceful: bool) -> None:
@@ -290,6 +301,8 @@ class Master:
             write_line("a reload is already running: this one is queued")
             self.queued.append(chain)
             return
+        for hook in self.hooks:
+            hook.reload_starts(self)
         kind = "chain reload" if chain else "graceful reload"
         if reexec_master:
             if self.probe is not None:
@@ -298,14 +311,15 @@ class Master:
                 return
             # Check that the new code starts before replacing this image: a settings or
             # models error must cost a log line, not the server.
-            write_line(f"{kind}: checking that the new code loads (the workers keep serving)")
+            write_line(f"{kind} (master pid: {self.pid}): checking that the new code loads "
+                       f"(the workers keep serving)")
             try:
                 self.probe = (reexec.probe(), chain)
                 self._probe_since = time.monotonic()
             except Exception as exc:
                 write_line(f"reload failed: could not start the check ({exc})")
             return
-        write_line(f"{kind} of {self.target} workers starting")
+        write_line(f"{kind} of {self.target} workers starting (master pid: {self.pid})")
         for proc in self.procs.values():
             if proc.state == SERVING:
                 proc.state = OLD
@@ -509,6 +523,10 @@ class Master:
         self.scoreboard.set_field(slot, "pid", pid)
         if chan is not None:
             self.hub.forked(pid, chan)
+        if self.scoreboard.read(slot)["respawn_count"] > 1:
+            write_line(f"Respawned uWSGI worker {wid} (new pid: {pid})")
+        else:
+            write_line(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {self.cfg.threads})")
 
     def _child(self, wid: int, slot: int, chan: tuple[int, int] | None) -> None:
         code = 1
@@ -524,6 +542,8 @@ class Master:
             if self.stats is not None:
                 self.stats.close_in_child()
             _die_with_parent(self.pid)
+            for hook in self.hooks:
+                hook.child(wid)
             if chan is not None:
                 self.hub.in_child(chan, wid, slot)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
@@ -556,9 +576,15 @@ class Master:
             self._probed(code == 0)
             return
         proc = self.procs.pop(pid, None)
-        if proc is not None and self.hub is not None:
+        if proc is None:
+            return
+        if self.hub is not None:
             self.hub.gone(pid, proc.slot)
-        if proc is None or self.stopping_since is not None:
+        if self.stopping_since is not None or proc.state in (RETIRING, OLD) or \
+                code == EXIT_RECYCLED:
+            lived = time.time() - self.scoreboard.read(proc.slot)["last_spawn"]  # across re-execs
+            write_line(f"worker {proc.wid} (pid: {pid}) buried after {lived:.0f} seconds")
+        if self.stopping_since is not None:
             return
         self.scoreboard.set_field(proc.slot, "accepting", 0)
         if proc.state in (RETIRING, OLD):
@@ -659,15 +685,25 @@ class Master:
 
     # -- reports -------------------------------------------------------------------------
     def log_summary(self) -> None:
-        lines = [f"master pid {self.pid}: {len(self.procs)} workers, "
-                 f"{self.scoreboard.total_requests()} requests served"]
+        """SIGUSR1: a block of per-worker stats (uWSGI's "*** Starting stats ***")."""
+        wall = time.time()
+        lines = [f"*** stats of master pid {self.pid}: {len(self.procs)} workers, "
+                 f"{self.scoreboard.total_requests()} requests served ***"]
         for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
             info = self.scoreboard.read(proc.slot)
-            lines.append(f"  worker {proc.wid} (pid: {proc.pid}, {proc.state}) "
-                         f"requests={int(info['delta_requests'])} "
-                         f"exceptions={int(info['exceptions'])} "
-                         f"harakiri={int(info['harakiri_count'])} "
-                         f"respawns={int(info['respawn_count']) - 1}")
+            busy = info["busy_since"]
+            status = ("starting" if not proc.ready else
+                      f"busy {wall - busy:.1f}s" if busy else "idle")
+            avg = self.scoreboard.timing(proc.slot)[1]  # uWSGI's avg_rt, microseconds
+            lines.append(f"worker {proc.wid} (pid: {proc.pid}) {status} [{proc.state}] "
+                         f"requests: {int(info['delta_requests'])}/{int(info['requests'])} "
+                         f"exceptions: {int(info['exceptions'])} "
+                         f"harakiri: {int(info['harakiri_count'])} "
+                         f"respawns: {int(info['respawn_count']) - 1} "
+                         f"rss: {_rss(proc.pid) / 1048576:.1f} MB "
+                         f"avg: {avg / 1000:.1f} ms "
+                         f"running: {wall - info['last_spawn']:.0f}s")
+        lines.append("*** end of stats ***")
         write_line("\n".join(lines))
 
     def log_busy(self) -> None:
@@ -676,6 +712,14 @@ class Master:
             busy = self.scoreboard.read(proc.slot)["busy_since"]
             what = f"busy for {wall - busy:.1f} s" if busy else "idle"
             write_line(f"worker {proc.wid} (pid: {proc.pid}, {proc.state}): {what}")
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _proc_text(pid: int, name: str) -> str:

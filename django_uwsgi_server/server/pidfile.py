@@ -79,9 +79,9 @@ def _cmdline(proc: psutil.Process) -> list[str] | None:
 def master_problem(pid: int) -> str | None:
     """Why ``pid`` is not a running runuwsgi master, or None when it is one.
 
-    A master is a live process with ``runuwsgi`` in its command line whose parent is not a
-    runuwsgi process with the same command line (that would be one of its workers; the
-    daemonized master's launcher is gone by the time it is ready: it forks twice).
+    A master is a live process with ``runuwsgi`` in its command line (or process title)
+    whose parent is not a runuwsgi process (that would be one of its workers; the daemonized
+    master's launcher is gone by the time it is ready: it forks twice).
     """
     if pid == os.getpid():
         return f"pid {pid} is this very process, not a server"
@@ -105,7 +105,11 @@ def master_problem(pid: int) -> str | None:
         parent = proc.parent()
     except psutil.Error:
         parent = None
-    if parent is not None and _cmdline(parent) == cmdline:
+    parent_cmdline = _cmdline(parent) if parent is not None else None
+    # A worker has its master's command line, or (process titles, see proctitle.py) a
+    # runuwsgi process for a parent: a master's parent is a shell, systemd or init.
+    if parent is not None and parent_cmdline and (
+            parent_cmdline == cmdline or any(MARKER in arg for arg in parent_cmdline)):
         return f"pid {pid} is a runuwsgi worker (its master is pid {parent.pid})"
     return None
 

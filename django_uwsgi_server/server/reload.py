@@ -64,6 +64,23 @@ def listeners_from(entries: list[list[Any]]) -> list[Any]:
     return listeners
 
 
+# What other modules hand over to the next image (the log pipe, the systemd notify state):
+# name -> (JSON value, file descriptors in it that must stay open across the exec).
+_CARRY: dict[str, tuple[Any, tuple[int, ...]]] = {}
+
+
+def carry(name: str, value: Any, fds: tuple[int, ...] = ()) -> None:
+    """Hand ``value`` (JSON-able) to the master image a reload re-execs; ``fds`` are made
+    inheritable only for that exec."""
+    _CARRY[name] = (value, fds)
+
+
+def carried(name: str) -> Any:
+    """What the previous image passed with :func:`carry`, or None (fresh start, or it
+    passed nothing under that name)."""
+    return (_STATE or {}).get("carry", {}).get(name)
+
+
 def is_probe() -> bool:
     """True in the reload check: load the new code, exit 0 if it loads, 1 if not."""
     return PROBE_ENV in os.environ
@@ -99,10 +116,15 @@ def execute(state: dict[str, Any]) -> None:
     failed, with the environment and the directory as they were)."""
     args = _command_line()
     here = os.getcwd()
-    os.environ[ENV] = json.dumps(state)
+    kept = [fd for _, fds in _CARRY.values() for fd in fds]
+    os.environ[ENV] = json.dumps({**state, "carry": {k: v for k, (v, _) in _CARRY.items()}})
     try:
+        for fd in kept:
+            os.set_inheritable(fd, True)
         os.chdir(ORIGINAL_CWD)
         os.execv(args[0], args)
     finally:  # only reached when execv failed
+        for fd in kept:
+            os.set_inheritable(fd, False)
         os.environ.pop(ENV, None)
         os.chdir(here)

@@ -16,12 +16,13 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..compat import runtime as uwsgi_runtime
-from . import pidfile, privileges, runtime, stats_server
+from . import hooks, logpipe, pidfile, privileges, runtime, stats_server
 from .loader import AppLoadError
-from .logging import RequestLog, redirect_output, write_line
+from .logging import RequestLog, redirect_output, set_log_date, write_line
 from .master import Master, rearm_parent_death
 from .reload import is_reexec
 from .sockets import HTTP, UWSGI, BindError, Listener, bind, parse_address, somaxconn
+from .systemd import INHERITED, Activation
 
 # option -> protocol, in the order the banner lists them
 SOCKET_OPTIONS = (("http_socket", HTTP), ("http11_socket", HTTP), ("http", HTTP),
@@ -33,6 +34,9 @@ class ServerError(Exception):
 
 
 def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
+    problem = logpipe.check(cfg)
+    if problem:
+        raise ServerError(problem)
     backlog = cfg.listen
     limit = somaxconn()
     if backlog > limit:
@@ -50,12 +54,18 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except BindError as exc:
         raise ServerError(str(exc.strerror)) from None
     listeners: list[Listener] = []
+    activation = Activation.from_environment()  # systemd's sockets (LISTEN_FDS), if any
     try:
         for attr, protocol in SOCKET_OPTIONS:
+            option = attr.replace("_", "-")
+            if activation and cfg.origin(option) == "default":
+                continue  # systemd passed the sockets: no default 127.0.0.1:8000
             for text in getattr(cfg, attr) or ():
-                option = attr.replace("_", "-")
-                listeners.append(bind(parse_address(text), protocol, option, backlog,
-                                      cfg.chmod_socket, owner))
+                address = parse_address(text)
+                listeners.append(activation.take(address, protocol, option) or
+                                 bind(address, protocol, option, backlog, cfg.chmod_socket,
+                                      owner))
+        listeners += activation.rest()
     except BindError as exc:
         for listener in listeners:
             listener.sock.close()
@@ -92,7 +102,8 @@ def unix_socket_files(listeners: list[Listener]) -> list[tuple[str, int, int]]:
     files = []
     for listener in listeners:
         path = listener.address.path
-        if listener.address.family != socket.AF_UNIX or not path or path.startswith("@"):
+        if listener.address.family != socket.AF_UNIX or not path or path.startswith("@") or \
+                INHERITED in listener.option:  # systemd's file, not ours to remove
             continue
         try:
             st = os.stat(path)
@@ -161,6 +172,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
 
     if cfg.logto and not is_reexec():
         redirect_output(cfg.logto)
+    set_log_date(cfg.log_date)
     _close_shared_resources()
     master: Master | None = None
 
@@ -212,6 +224,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         raise ServerError(str(exc.strerror if isinstance(exc, BindError) else exc)) from None
     master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
                     on_exit=on_exit, triggers=triggers, app_failed=app_failed, stats=stats,
+                    hooks=hooks.build(cfg, daemonized=daemon is not None),
                     hub=uwsgi_runtime.hub())
     return master.run()
 

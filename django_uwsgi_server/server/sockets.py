@@ -19,14 +19,18 @@ class AddressError(ValueError):
 
 @dataclass(frozen=True)
 class Address:
-    """A parsed listening address: TCP (host, port) or a unix socket path."""
+    """A parsed listening address: TCP (host, port), a unix socket path, or ``fd://N`` (an
+    inherited listening socket, see systemd.py)."""
 
     family: int
     host: str = ""
     port: int = 0
     path: str = ""
+    fd: int = -1
 
     def __str__(self) -> str:
+        if self.fd >= 0:
+            return f"fd://{self.fd}"
         if self.family == socket.AF_UNIX:
             return self.path
         if self.family == socket.AF_INET6:
@@ -43,6 +47,10 @@ def parse_address(text: str) -> Address:
     text = text.strip()
     if not text:
         raise AddressError("an empty address")
+    if text.startswith("fd://"):
+        if not text[5:].isdigit():
+            raise AddressError(f"{text!r}: fd:// takes a file descriptor number")
+        return Address(socket.AF_UNSPEC, fd=int(text[5:]))
     if ":" not in text or text.startswith(("/", ".", "@")):
         if text.isdigit():
             return _tcp("127.0.0.1", text, text)

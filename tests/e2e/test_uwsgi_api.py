@@ -174,7 +174,8 @@ def test_postfork_runs_in_each_worker_and_on_respawn(own_api):
     os.kill(pids[0], signal.SIGKILL)
     wait_for(lambda: len(api.events("postfork")) >= 4, 10, "postfork in the respawned worker")
     new_pid = api.events("postfork")[-1][2]
-    assert new_pid not in pids and new_pid in api.server.worker_pids()
+    assert new_pid not in pids
+    wait_for(lambda: new_pid in api.server.worker_pids(), 5, "the respawned worker listed")
 
 
 def test_timer_fires_on_time_in_its_worker(api):
@@ -262,18 +263,19 @@ def test_user_harakiri_kills_what_it_cannot_interrupt(own_api):
     with pytest.raises(requests.RequestException):
         api.get("/uwsgi/harakiri", secs="1", block="30")
     wait_for(lambda: "SIGKILL" in api.server.stderr(), 10, "the SIGKILL")
-    # (the killed worker is listed until the master reaps it)
-    wait_for(lambda: len(api.server.worker_pids()) == 1 and api.server.worker_pids() != before,
-             10, "the respawn")
+
+    def one_worker_other_than(old):
+        # (a killed worker is listed until the master reaps it)
+        pids = api.server.worker_pids()
+        return pids if len(pids) == 1 and pids != old else None
+
+    successor = wait_for(lambda: one_worker_other_than(before), 10, "the respawn")
     # The replacement was forked while the stuck worker still lived (another slot); crash
     # it so that the next one gets the stuck worker's old slot, which must have no deadline.
-    successor = api.server.worker_pids()
     os.kill(successor[0], signal.SIGKILL)
-    wait_for(lambda: len(api.server.worker_pids()) == 1 and api.server.worker_pids() != successor,
-             10, "the second respawn")
-    third = api.server.worker_pids()
+    third = wait_for(lambda: one_worker_other_than(successor), 10, "the second respawn")
     time.sleep(3)
-    assert api.server.worker_pids() == third
+    assert wait_for(api.server.worker_pids, 5, "the worker list") == third
     assert api.server.stderr().count("HARAKIRI ON WORKER") == 1
     assert api.json("/uwsgi/info")["pid"] == third[0]
 

@@ -172,8 +172,20 @@ def test_address_rejects(value):
     message = error("socket", value)
     assert message.startswith(
         f"invalid value {value!r} for option 'socket' (settings.UWSGI): expected a socket address "
-        "(HOST:PORT, :PORT, [IPv6]:PORT or a unix socket path)"
+        "(HOST:PORT, :PORT, [IPv6]:PORT, a unix socket path or fd://N for an inherited socket)"
     )
+
+
+def test_address_fd_scheme():
+    assert convert("socket", "fd://3") == "fd://3"
+    assert "fd:// takes a file descriptor number" in error("http-socket", "fd://three")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("", "%a %b %e %H:%M:%S %Y"), (True, "%a %b %e %H:%M:%S %Y"), ("%Y-%m-%d", "%Y-%m-%d"),
+])
+def test_log_date_bare_is_ctime(value, expected):
+    assert convert("logdate", value) == expected
 
 
 def test_env():

@@ -1,0 +1,177 @@
+"""``log-master``, ``log-reopen``, ``log-maxsize``: the master owns the log file.
+
+With ``log-master`` each worker's stdout and stderr are one pipe; the master reads it and
+writes what arrives to its own stderr (the ``logto``/``daemonize`` file, the terminal or the
+journal). Workers write to the pipe exactly as they wrote to the file (one ``write`` per
+line; lines up to 4 KiB never interleave), so the request path does not change, and only the
+master has to reopen or rotate the file. The pipe and its contents survive the master's
+re-exec on reload: the new image inherits both ends, and the old workers keep writing.
+
+``log-reopen``: the master reopens the log file when a reload starts (and the workers the
+reload forks inherit the new file), so ``logrotate``'s ``postrotate`` can send SIGHUP.
+``log-maxsize N``: once the file is larger than N bytes, the master renames it to
+``FILE.<unix time>`` (or ``log-backupname``, overwritten each time, as in uWSGI) and starts
+a new one; it implies ``log-master``, since otherwise the workers would keep writing to the
+renamed file (uWSGI has the same limitation without log-master).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from typing import Any
+
+from . import reload as reexec
+from .hooks import Hook
+from .logging import write_line
+
+_CARRY = "logpipe"
+_PIPE_SIZE = 1 << 20  # room for bursts while the master is busy elsewhere
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def log_file(cfg: Any) -> str | None:
+    """The file the server logs to, if any (logto wins over daemonize, see daemon.py)."""
+    return cfg.logto or cfg.daemonize or cfg.daemonize2 or None
+
+
+def check(cfg: Any) -> str | None:
+    """Why these options cannot work together, or None."""
+    for option in ("log_maxsize", "log_reopen", "log_backupname"):
+        if getattr(cfg, option) and not log_file(cfg):
+            return (f"{option.replace('_', '-')} needs a log file: set logto (or daemonize); "
+                    f"stderr cannot be rotated or reopened by the server")
+    return None
+
+
+def reopen(path: str) -> None:
+    """Point the master's stdout and stderr at ``path`` again (a new file if it moved)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+class LogMaster(Hook):
+    def __init__(self, cfg: Any) -> None:
+        self.path = log_file(cfg)
+        self.reopen_on_reload = bool(cfg.log_reopen)
+        self.maxsize = cfg.log_maxsize or 0
+        self.backupname = cfg.log_backupname
+        self.r = self.w = -1
+        if cfg.log_master or self.maxsize:
+            fds = reexec.carried(_CARRY)
+            if fds is None:
+                self.r, self.w = os.pipe()
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(self.w, _F_SETPIPE_SZ, _PIPE_SIZE)
+                os.set_blocking(self.r, False)
+            else:
+                self.r, self.w = fds
+                for fd in fds:
+                    os.set_inheritable(fd, False)
+            reexec.carry(_CARRY, [self.r, self.w], (self.r, self.w))
+
+    def fds(self) -> list[int]:
+        return [self.r] if self.r >= 0 else []
+
+    def child(self, wid: int) -> None:
+        if self.r < 0:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.w, 1)
+        os.dup2(self.w, 2)
+        os.close(self.r)
+        os.close(self.w)
+
+    def reload_starts(self, master: Any) -> None:
+        if self.reopen_on_reload and self.path:
+            self._reopen()
+
+    def command(self, master: Any, letter: str) -> bool:
+        """Master FIFO ``l`` reopens the log file, ``L`` rotates it (uWSGI's letters); both
+        need the log pipe, or the workers would keep the old file."""
+        if letter not in "lL":
+            return False
+        if self.r < 0 or not self.path:
+            write_line(f"master command {letter!r} needs log-master and logto; ignored")
+        elif letter == "l":
+            self._reopen()
+        else:
+            self._rotate(os.fstat(2).st_size)
+        return True
+
+    def _reopen(self) -> None:
+        assert self.path is not None
+        self._relay()  # what the workers wrote so far belongs to the old file
+        write_line(f"reopening the log file {self.path} (log-reopen)")
+        try:
+            reopen(self.path)
+        except OSError as exc:
+            write_line(f"log-reopen: cannot open {self.path}: {exc.strerror}; "
+                       f"logging to the old file")
+        else:
+            write_line(f"{self.path} reopened.")
+
+    def tick(self, master: Any) -> None:
+        self._relay()
+        if self.maxsize and self.path:
+            self._check_size()
+
+    def close(self, master: Any) -> None:
+        self._relay()
+
+    def _relay(self) -> None:
+        if self.r < 0:
+            return
+        for _ in range(64):  # bounded: the master has other work too
+            try:
+                data = os.read(self.r, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            _write_all(data)
+
+    def _check_size(self) -> None:
+        try:
+            size = os.fstat(2).st_size
+        except OSError:
+            return
+        if size > self.maxsize:
+            self._rotate(size)
+
+    def _rotate(self, size: int) -> None:
+        assert self.path is not None
+        self._relay()
+        backup = self.backupname or f"{self.path}.{int(time.time())}"
+        _write_all(f"logsize: {size}, triggering rotation to {backup}...\n".encode())
+        try:
+            os.rename(self.path, backup)
+            reopen(self.path)
+        except OSError as exc:
+            write_line(f"unable to rotate log: {exc.strerror}; log-maxsize is off from now on")
+            self.maxsize = 0  # do not retry (and log this) on every turn
+
+
+def _write_all(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(2, view):]
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+
+
+def from_config(cfg: Any) -> LogMaster | None:
+    if not (cfg.log_master or cfg.log_maxsize or cfg.log_reopen or cfg.master_fifo):
+        return None
+    return LogMaster(cfg)
