@@ -500,7 +500,10 @@ OPTIONS: tuple[Option, ...] = (
     # Other
     _O("add-header", HEADER, OTHER, _IMPL, "add a header to every response", repeatable=True),
     _O("del-header", STR, OTHER, _PLAN, "remove a header from every response", repeatable=True),
-    _O("cache2", STR, OTHER, _PLAN, "create a shared cache", repeatable=True),
+    _O("cache2", STR, OTHER, _IMPL, "create a shared-memory cache for the uwsgi module's cache "
+       "functions (name=NAME,items=N[,blocksize=BYTES][,keysize=BYTES])", repeatable=True),
+    _O("locks", INT, OTHER, _IMPL, "create N more locks for uwsgi.lock(n) (lock 0 always exists)",
+       default=0, min=0, max=4096),
     _O("engine", STR, OTHER, _IMPL,
        "the server: runuwsgi, or uwsgi to exec the real uWSGI (pip install "
        "'django-uwsgi-server[uwsgi]') with the same options", default="runuwsgi"),
@@ -528,9 +531,7 @@ DEFAULT_HTTP_SOCKET = "127.0.0.1:8000"
 
 
 # Where planned work is tracked, for the "not implemented yet" error.
-PLANNED_IN = {
-    **dict.fromkeys(("cache2",), "issue #7"),
-}
+PLANNED_IN: dict[str, str] = {}  # option name -> "issue #N"
 
 
 def default_text(opt: Option) -> str:

@@ -61,7 +61,7 @@ class Master:
                  listeners: list[Any], on_ready: Callable[[], None] | None = None,
                  on_exit: Callable[[], None] | None = None, triggers: Any = None,
                  app_failed: bool = False, stats: Any = None,
-                 hooks: list[Any] | None = None) -> None:
+                 hooks: list[Any] | None = None, hub: Any = None) -> None:
         self.cfg = cfg
         self.target = cfg.processes
         # make_worker(wid, slot, report_fd) runs in the forked child; returns an object with
@@ -73,6 +73,7 @@ class Master:
         self.triggers = triggers
         self.hooks = hooks or []  # see hooks.py: titles, sd_notify, the log pipe
         self.stats = stats  # stats_server.StatsServer: served from this loop, never blocking
+        self.hub = hub  # the uwsgi module's signals, timers, cron (server/signals.py)
         self.stop_mercy = float(cfg.reload_mercy or cfg.worker_reload_mercy or 60)
         self.harakiri = cfg.harakiri or 0
         self.pid = os.getpid()
@@ -125,6 +126,8 @@ class Master:
         reexec.forget()
         for hook in self.hooks:
             hook.started(self)
+        if self.hub is not None:
+            self.hub.attach(self)
         try:
             if self._inherited_chain is not None:
                 self._continue_reload(self._inherited_chain)
@@ -163,15 +166,21 @@ class Master:
             if self.stats is not None:
                 fds += self.stats.fds()
                 wfds = self.stats.wfds()
+            timeout = tick
+            if self.hub is not None:
+                fds += self.hub.fds()
+                timeout = self.hub.timeout(time.monotonic(), tick)
             ready: tuple[list, list, list] = ([], [], [])
             try:
-                ready = select.select(fds, wfds, [], tick)
+                ready = select.select(fds, wfds, [], timeout)
             except InterruptedError:
                 pass
             if self.stats is not None:
                 self.stats.handle(ready[0], ready[1])
             self._drain(wake_r)
             self._read_reports()
+            if self.hub is not None:
+                self.hub.tick(time.monotonic())
             for sig in self._take_signals():
                 self._handle(sig)
             if self.triggers is not None and self.stopping_since is None:
@@ -407,6 +416,8 @@ class Master:
                  "target": self.target}
         if self.stats is not None:
             state["stats"] = self.stats.inheritable()
+        if self.hub is not None and self.hub.carry_over is not None:
+            state["uwsgi"] = self.hub.carry_over()  # locks and caches stay shared
         os.set_inheritable(self.scoreboard.fd, True)
         # Signals arriving while the new image starts wait in the (inherited) mask; those
         # already recorded here are raised again so that they wait there too.
@@ -492,11 +503,17 @@ class Master:
         # A signal landing between fork() and the worker's own handlers would run the
         # master's handler in the child and be lost: block them until the worker is ready.
         signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        chan = None
         try:
+            if self.hub is not None:
+                chan = self.hub.before_fork()  # the pipe the master sends it signals on
             pid = os.fork()
             if pid == 0:
-                self._child(wid, slot)
-        except OSError as exc:  # EAGAIN / ENOMEM: try again later rather than die
+                self._child(wid, slot, chan)
+        except OSError as exc:  # EAGAIN / ENOMEM / EMFILE: try again later rather than die
+            if chan is not None:
+                os.close(chan[0])
+                os.close(chan[1])
             write_line(f"fork() of worker {wid} failed: {exc.strerror}; retrying in 1 second")
             self._hold_spawn_until = time.monotonic() + 1.0
             return
@@ -504,12 +521,14 @@ class Master:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         self.procs[pid] = Proc(pid, wid, slot)
         self.scoreboard.set_field(slot, "pid", pid)
+        if chan is not None:
+            self.hub.forked(pid, chan)
         if self.scoreboard.read(slot)["respawn_count"] > 1:
             write_line(f"Respawned uWSGI worker {wid} (new pid: {pid})")
         else:
             write_line(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {self.cfg.threads})")
 
-    def _child(self, wid: int, slot: int) -> None:
+    def _child(self, wid: int, slot: int, chan: tuple[int, int] | None) -> None:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
@@ -525,6 +544,8 @@ class Master:
             _die_with_parent(self.pid)
             for hook in self.hooks:
                 hook.child(wid)
+            if chan is not None:
+                self.hub.in_child(chan, wid, slot)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
             worker = self.make_worker(wid, slot, self._report_w)
             code = EXIT_APP_FAILED if worker is None else worker.run()
@@ -557,6 +578,8 @@ class Master:
         proc = self.procs.pop(pid, None)
         if proc is None:
             return
+        if self.hub is not None:
+            self.hub.gone(pid, proc.slot)
         if self.stopping_since is not None or proc.state in (RETIRING, OLD) or \
                 code == EXIT_RECYCLED:
             lived = time.time() - self.scoreboard.read(proc.slot)["last_spawn"]  # across re-execs

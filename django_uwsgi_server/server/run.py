@@ -15,6 +15,7 @@ import traceback
 from typing import Any, TextIO
 
 from .. import __version__
+from ..compat import runtime as uwsgi_runtime
 from . import hooks, logpipe, pidfile, privileges, runtime, stats_server
 from .loader import AppLoadError
 from .logging import RequestLog, redirect_output, set_log_date, write_line
@@ -214,6 +215,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
                         master_pid=master.pid, slot=slot, scoreboard=master.scoreboard,
                         report_fd=report_fd)
         handler.stopping = worker.stopping
+        uwsgi_runtime.worker_started(worker)  # the uwsgi module's post_fork_hook
         return worker
 
     triggers = None
@@ -226,7 +228,8 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         raise ServerError(str(exc.strerror if isinstance(exc, BindError) else exc)) from None
     master = Master(cfg, make_worker=make_worker, listeners=listeners, on_ready=on_ready,
                     on_exit=on_exit, triggers=triggers, app_failed=app_failed, stats=stats,
-                    hooks=hooks.build(cfg, daemonized=daemon is not None))
+                    hooks=hooks.build(cfg, daemonized=daemon is not None),
+                    hub=uwsgi_runtime.hub())
     return master.run()
 
 

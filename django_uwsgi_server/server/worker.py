@@ -30,6 +30,7 @@ from .connection import ClientGone, Connection
 from .logging import core_id, write_line
 from .master import EXIT_RECYCLED
 from .request import ProtocolError
+from .signals import Inbox
 from .sockets import HTTP, Listener
 from .wsgi import Harakiri
 
@@ -100,6 +101,11 @@ class Worker:
         self.in_flight: dict[int, float] = {}  # thread ident -> request start (time.time)
         self._flight_lock = threading.Lock()
         self._interrupted: set[int] = set()  # pool threads sent a Harakiri
+        # The uwsgi module (compat/runtime.py) sets these: set_user_harakiri() deadlines
+        # (thread ident -> time.time()) and where the master's signals arrive.
+        self.user_harakiri: dict[int, float] = {}
+        self.end_user_harakiri: Any = None
+        self.inbox: Inbox | None = None
         self.stop_requested = False
         self.idle: dict[int, Connection] = {}  # registered, waiting for bytes
         self.ready: list[Connection] = []  # a complete request is already buffered
@@ -128,6 +134,8 @@ class Worker:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.set_wakeup_fd(self._wake_w)
         self.poller.register(self._wake_r, None)
+        if self.inbox is not None:
+            self.poller.register(self.inbox.fd, self.inbox)
         self._set_accepting(True)
         self.handler.begin = self.request_begins
         self.handler.end = self.request_ends
@@ -220,6 +228,8 @@ class Worker:
             if ident in self._interrupted:  # the request ended first: cancel the pending raise
                 self._interrupted.discard(ident)
                 _raise_in_thread(ident, None)
+        if ident in self.user_harakiri:
+            self.end_user_harakiri(ident)
 
     def _old_enough(self) -> bool:
         return time.monotonic() - self.started >= self.min_lifetime
@@ -227,16 +237,21 @@ class Worker:
     def _harakiri(self, signum: int, frame: Any) -> None:
         """The master says a request ran past harakiri: interrupt it where it is stuck, so
         its traceback is logged, the client gets a 504 and close() still runs."""
-        if not self.harakiri:
+        user = self.user_harakiri
+        if not self.harakiri and not user:
             return  # a stray SIGUSR2 (e.g. sent to the whole cgroup) interrupts nothing
         now = time.time()
         main = threading.main_thread().ident
-        for ident, start in list(self.in_flight.items()):
-            if now - start < self.harakiri - 0.05:
+        stuck = dict(self.in_flight)
+        stuck.update((ident, 0.0) for ident in list(user) if ident not in stuck)
+        for ident, start in stuck.items():
+            late = self.harakiri and start and now - start >= self.harakiri - 0.05
+            if not late and not user.get(ident, now + 1) <= now + 0.05:
                 continue
             self.recycle("harakiri")
             if ident == main:
-                raise Harakiri(self.harakiri)
+                # the limit counted from the request's start (set_user_harakiri's, if sooner)
+                raise Harakiri(self.harakiri if late else round(user[ident] - (start or now)))
             if self._flight_lock.acquire(blocking=False):  # never wait in a signal handler
                 try:
                     if ident in self.in_flight:
@@ -270,6 +285,11 @@ class Worker:
                 elif isinstance(data, Listener):
                     if self._accepting:
                         self._accept(data)
+                elif isinstance(data, Inbox):
+                    # uwsgi signal handlers: between requests, in the main thread
+                    if not data.run():
+                        self.poller.unregister(data.fd)
+                        self.inbox = None
                 elif single:
                     self._serve_registered(data)
                 else:
@@ -289,6 +309,8 @@ class Worker:
                                f"gone; finishing and exiting")
                     self.stop_requested = True
         self._set_accepting(False)
+        if self.inbox is not None:
+            self.poller.unregister(self.inbox.fd)
 
     def _drain_wakeups(self) -> None:
         try:

@@ -501,7 +501,9 @@ class Handler:
         ex.keep_alive = False
         if not returned:
             _django_request_finished()
-        self.log.exception(ex.req, f"HARAKIRI: the request ran past harakiri ({exc.args[0]} s); "
+        # A pool thread's Harakiri is raised as a bare class (PyThreadState_SetAsyncExc).
+        limit = f" ({exc.args[0]} s)" if exc.args else ""
+        self.log.exception(ex.req, f"HARAKIRI: the request ran past harakiri{limit}; "
                                    f"it was stuck here")
         if not ex.headers_sent:
             try:

@@ -16,7 +16,14 @@ def test_reference_lists_every_option_once():
     for opt in OPTIONS:
         assert text.count(f"   * - ``{opt.name}``\n") == 1, opt.name
     assert "2 × CPU cores" in text
-    assert "planned (issue #7)" in text
+    assert "     - planned\n" in text  # e.g. del-header
+
+
+def test_reference_names_the_issue_of_planned_work(monkeypatch):
+    from django_uwsgi_server.conf import registry
+
+    monkeypatch.setitem(registry.PLANNED_IN, "del-header", "issue #99")
+    assert "planned (issue #99)" in reference_rst()
 
 
 def test_reference_is_valid_rst():

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import get_resolver
 
+from django_uwsgi_server import compat
 from django_uwsgi_server.conf import (
     ConfigError,
     add_arguments,
@@ -91,6 +92,10 @@ class Command(BaseCommand):
             return self._control(cfg)
         if cfg.engine == "uwsgi":
             return self._uwsgi(cfg, options)
+        try:  # import uwsgi / uwsgidecorators work from here on (in this process only)
+            compat.install(cfg)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
         if reexec.is_probe():  # a reload's check that the new code loads
             identity = self._identity(cfg)
             try:

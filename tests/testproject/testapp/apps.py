@@ -32,3 +32,5 @@ class TestAppConfig(AppConfig):
     def ready(self):
         request_started.connect(on_started)
         request_finished.connect(on_finished)
+        if os.environ.get("TEST_UWSGI_DIR"):
+            from . import uwsgitasks  # noqa: F401  (registers the uwsgidecorators tasks)
