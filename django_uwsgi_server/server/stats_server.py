@@ -48,6 +48,9 @@ def stats_address(text: str, option: str, allow_remote: bool) -> Address:
         address = parse_address(text)
     except AddressError as exc:
         raise StatsConfigError(f"{option}: {exc}") from None
+    if address.fd >= 0:  # parse_address allows it for the serving sockets only
+        raise StatsConfigError(f"{option} {text}: inherited sockets are for serving; give "
+                               f"{option} a host:port or a unix socket path")
     if address.family != socket.AF_UNIX and not allow_remote:
         try:
             loopback = ipaddress.ip_address(address.host).is_loopback

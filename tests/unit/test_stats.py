@@ -165,3 +165,11 @@ def test_procs_from_scoreboard_picks_the_newest_accepting_slot():
     board.set_field(4, "accepting", 0)  # worker 3 is gone
     found = sorted((p.wid, p.pid, p.slot) for p in procs_from_scoreboard(board))
     assert found == [(1, 103, 3), (2, 102, 2)]
+
+
+@pytest.mark.parametrize("allow_remote", [False, True])
+def test_fd_address_is_refused_with_its_reason(allow_remote):
+    # fd:// is for serving sockets only: it used to be called "not a loopback address"
+    # (with an empty host), and with stats-allow-remote it reached socket() and crashed.
+    with pytest.raises(StatsConfigError, match=r"^stats fd://3: .*host:port or a unix socket"):
+        stats_address("fd://3", "stats", allow_remote=allow_remote)
