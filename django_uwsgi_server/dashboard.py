@@ -48,13 +48,15 @@ class Target:
     stats: str | None
     fifo: str | None
     problem: str | None = None  # why no reload can be sent from here
+    stats_http: bool = False  # stats-http: the stats server waits for a request first
 
 
 def find_target() -> Target:
     info = runtime.current
     if info is not None:
         return Target(True, info.worker_id, info.master_pid, getattr(info.cfg, "stats", None),
-                      _first(info.cfg.master_fifo), _other_user(info.master_pid))
+                      _first(info.cfg.master_fifo), _other_user(info.master_pid),
+                      bool(getattr(info.cfg, "stats_http", False)))
     try:
         cfg = build_config(getattr(settings, "UWSGI", None), {})
     except ConfigError as exc:
@@ -71,7 +73,7 @@ def find_target() -> Target:
         problem = "settings.UWSGI names no 'pidfile' or 'master-fifo' to find the server by"
     # A bad pidfile does not matter when the FIFO can carry the command.
     return Target(False, None, pid, getattr(cfg, "stats", None), fifo,
-                  None if fifo else problem)
+                  None if fifo else problem, bool(getattr(cfg, "stats_http", False)))
 
 
 def _first(values: list[str] | None) -> str | None:
@@ -142,7 +144,7 @@ def snapshot(target: Target) -> dict[str, Any]:
             f"or reload the server."))
     else:
         try:
-            doc = fetch_stats(target.stats, timeout=FETCH_TIMEOUT)
+            doc = fetch_stats(target.stats, timeout=FETCH_TIMEOUT, http=target.stats_http)
         except StatsUnavailable as exc:
             notices.append(_notice("error", f"Could not read the stats server: {exc}."))
     workers = _workers(doc, target, now) if doc else []

@@ -13,6 +13,7 @@ import sys
 
 import requests
 
+from django_uwsgi_server.server.stats_client import fetch_stats
 from tests.dashboard import (
     csrf_token,
     login,
@@ -197,3 +198,18 @@ def _answers(base, proc, log):
         return requests.get(base + "/hello", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_stats_http_is_read_without_waiting(start_server, tmp_path, dashboard_project):
+    """With stats-http the stats server reads a request before it answers (the path picks
+    JSON or /metrics); the page must send one instead of waiting for the server's default
+    answer after 1 s of silence (every poll took over a second, close to the 1.5 s limit)."""
+    stats = stats_path(tmp_path)
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "1", "--stats", stats,
+                           "--stats-http"], env=dashboard_project.env)
+    wait_for(lambda: len(fetch_stats(stats, http=True)["workers"]) == 1, 30, "the worker")
+    boss = login(server.url, "boss")
+    for _ in range(3):
+        reply = boss.get(server.url + STATS_JSON, timeout=10)
+        assert reply.status_code == 200 and reply.json()["ok"] is True
+        assert reply.elapsed.total_seconds() < 0.9, reply.elapsed
