@@ -10,9 +10,10 @@ re-exec on reload: the new image inherits both ends, and the old workers keep wr
 ``log-reopen``: the master reopens the log file when a reload starts (and the workers the
 reload forks inherit the new file), so ``logrotate``'s ``postrotate`` can send SIGHUP.
 ``log-maxsize N``: once the file is larger than N bytes, the master renames it to
-``FILE.<unix time>`` (or ``log-backupname``, overwritten each time, as in uWSGI) and starts
-a new one; it implies ``log-master``, since otherwise the workers would keep writing to the
-renamed file (uWSGI has the same limitation without log-master).
+``FILE.<unix time>`` (``FILE.<unix time>.1``... for more rotations in the same second; or
+``log-backupname``, overwritten each time, as in uWSGI) and starts a new one; it implies
+``log-master``, since otherwise the workers would keep writing to the renamed file (uWSGI
+has the same limitation without log-master).
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class LogMaster(Hook):
     def _rotate(self, size: int) -> None:
         assert self.path is not None
         self._relay()
-        backup = self.backupname or f"{self.path}.{int(time.time())}"
+        backup = self.backupname or _unused(f"{self.path}.{int(time.time())}")
         _write_all(f"logsize: {size}, triggering rotation to {backup}...\n".encode())
         try:
             os.rename(self.path, backup)
@@ -158,6 +159,18 @@ class LogMaster(Hook):
         except OSError as exc:
             write_line(f"unable to rotate log: {exc.strerror}; log-maxsize is off from now on")
             self.maxsize = 0  # do not retry (and log this) on every turn
+
+
+def _unused(name: str) -> str:
+    """``name``, or ``name.1``, ``name.2``... if taken: a busy server rotates a small file
+    several times a second, and renaming onto the previous backup would delete its lines
+    (uWSGI has that problem)."""
+    candidate = name
+    for n in range(1, 10_000):
+        if not os.path.lexists(candidate):
+            return candidate
+        candidate = f"{name}.{n}"
+    return candidate
 
 
 def _write_all(data: bytes) -> None:

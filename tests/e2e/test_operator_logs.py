@@ -152,7 +152,7 @@ def test_log_master_writes_workers_output(start_server, tmp_path):
 
 
 def _rotated(log: Path) -> list[Path]:
-    return sorted(p for p in log.parent.iterdir() if re.fullmatch(rf"{log.name}\.\d+", p.name))
+    return sorted(p for p in log.parent.iterdir() if re.fullmatch(rf"{log.name}\.\d+(\.\d+)?", p.name))
 
 
 def test_log_maxsize_rotates(start_server, tmp_path):
@@ -171,6 +171,25 @@ def test_log_maxsize_rotates(start_server, tmp_path):
     _get(server, "/hello?fresh=1")
     wait_for(lambda: "GET /hello?fresh=1" in log.read_text(), 10, "the new file to be written")
     assert os.path.getsize(log) < 4096 + 2048
+
+
+def test_log_maxsize_keeps_every_line(start_server, tmp_path):
+    """Several rotations in one second: each gets its own file (FILE.<time>, then
+    FILE.<time>.1...); renaming onto the previous backup used to drop its lines."""
+    log = tmp_path / "server.log"
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "2",
+                           "--logto", str(log), "--log-maxsize", "2k"])
+    count = 150
+    with requests.Session() as session:
+        for i in range(count):
+            assert session.get(f"{server.url}/hello?line={i}", timeout=10).status_code == 200
+
+    def logged():
+        text = "".join(p.read_text() for p in [log, *_rotated(log)])
+        return re.findall(r"GET /hello\?line=(\d+) ", text)
+    wait_for(lambda: len(logged()) >= count, 15, f"{count} request lines in the log files")
+    assert sorted(map(int, logged())) == list(range(count))
+    assert len(_rotated(log)) >= 10  # 150 lines of ~200 bytes in files of 2 KiB
 
 
 def test_log_backupname(start_server, tmp_path):
