@@ -51,10 +51,12 @@ def procs_from_scoreboard(board: Scoreboard) -> list[Proc]:
 
 
 def document(*, board: Scoreboard, procs: Iterable[Proc], listeners: Iterable[Any],
-             workers: int, threads: int, master_pid: int, backlog: int) -> dict[str, Any]:
+             workers: int, threads: int, master_pid: int, backlog: int,
+             locks: list[dict[str, int]] | None = None) -> dict[str, Any]:
     """The stats document (see the module docstring). ``workers``: the configured count
     (worker ids with no process are listed as ``cheap``, as uWSGI does); ``backlog``: the
-    listen() backlog the sockets were given (the kernel shows it for unix sockets only)."""
+    listen() backlog the sockets were given (the kernel shows it for unix sockets only);
+    ``locks``: uWSGI's ``[{"user 0": pid holding it or 0}, ...]``."""
     sockets = [_socket_entry(listener, backlog) for listener in listeners]
     by_wid: dict[int, list[Proc]] = {}
     for proc in procs:
@@ -84,7 +86,7 @@ def document(*, board: Scoreboard, procs: Iterable[Proc], listeners: Iterable[An
         "uid": os.getuid(),
         "gid": os.getgid(),
         "cwd": os.getcwd(),
-        "locks": [],
+        "locks": locks or [],
         "sockets": sockets,
         "workers": entries,
     }

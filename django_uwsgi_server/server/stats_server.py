@@ -287,6 +287,16 @@ def release() -> None:
         _prebound = None
 
 
+def _user_locks() -> list[dict[str, int]]:
+    """``uwsgi.lock(n)``'s locks as uWSGI lists them: their names and holders' pids."""
+    from ..compat import runtime
+
+    if runtime.RUNTIME is None:
+        return []
+    locks = runtime.RUNTIME.locks
+    return [{f"user {n}": locks.holder(n)} for n in range(locks.count)]
+
+
 def start(cfg: Any, get_master: Callable[[], Any]) -> StatsServer | None:
     """The stats server for this master (None when neither stats nor metrics is set): the
     endpoints a reload passed on, or freshly bound ones. Raises StatsConfigError/BindError."""
@@ -318,7 +328,8 @@ def start(cfg: Any, get_master: Callable[[], Any]) -> StatsServer | None:
                  for p in list(master.procs.values())]
         return stats_doc.document(board=master.scoreboard, procs=procs,
                                   listeners=master.listeners, workers=master.target,
-                                  threads=cfg.threads, master_pid=master.pid, backlog=backlog)
+                                  threads=cfg.threads, master_pid=master.pid, backlog=backlog,
+                                  locks=_user_locks())
 
     def metrics(doc: dict) -> str:
         return render(doc, stats_doc.histogram(get_master().scoreboard))

@@ -522,3 +522,21 @@ def test_stats_address_in_use_is_one_clear_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("CommandError")]
     assert errors == [f"CommandError: Error: stats 127.0.0.1:{port}: that address is already "
                       f"in use (is another server's stats there?)"], result.stderr
+
+
+def test_locks_show_their_holder(start_server, tmp_path):
+    """uWSGI lists its locks as {name: pid holding it, or 0}; ``uwsgi.lock(n)`` exists under
+    runuwsgi too, so the stats list lock 0 and the --locks N ones (an empty list hid them)."""
+    server, path = stats_server(start_server, tmp_path, "--processes", "1", "--threads", "2",
+                                "--locks", "2")
+    assert fetch_stats(path)["locks"] == [{"user 0": 0}, {"user 1": 0}, {"user 2": 0}]
+    marks = tmp_path / "lock.log"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(requests.get, server.url + "/uwsgi/lock",
+                           params={"n": "1", "file": str(marks), "sleep": "3"}, timeout=30)
+        wait_for(lambda: marks.exists() and "start" in marks.read_text(), 15, "the lock taken")
+        holder = int(marks.read_text().split()[1])
+        assert fetch_stats(path)["locks"] == [{"user 0": 0}, {"user 1": holder}, {"user 2": 0}]
+        assert held.result().status_code == 200
+    wait_for(lambda: fetch_stats(path)["locks"] == [{"user 0": 0}, {"user 1": 0}, {"user 2": 0}],
+             10, "the lock released")
