@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .registry import BOOL, MODE, OPTIONS, SOCKET_OPTIONS, Option
+from .registry import BOOL, MODE, OPTIONS, SOCKET_OPTIONS, ConfigError, Option
 from .sources import DEFAULT
 
 UWSGI_MAX_BUFFER = 65535  # a 16-bit field in uWSGI; larger values are clamped silently
@@ -164,6 +164,9 @@ def translate(cfg: Any) -> list[Line]:
                 # ours is worker-reload-mercy; uWSGI's reload-mercy is for other processes
                 lines.append(Line("worker-reload-mercy", str(value)))
             continue
+        if name == "stats" and value:
+            lines.append(Line(name, _stats_address(cfg)))
+            continue
         if name == "chmod-socket" and not _given(cfg, name):
             continue  # written below if a unix socket needs our 660
         if not (_given(cfg, name) or name in _SPELLED_OUT):
@@ -181,6 +184,18 @@ def translate(cfg: Any) -> list[Line]:
     lines += [Line(key, value, flag=value == "true") for key, value in _ALWAYS
               if not any(line.key == key for line in lines)]
     return lines
+
+
+def _stats_address(cfg: Any) -> str:
+    """The stats address runuwsgi would bind (``:PORT`` and ``PORT`` are loopback here, every
+    interface and a unix socket file to uWSGI); a non-loopback one without
+    ``stats-allow-remote`` is refused for uWSGI as it is for runuwsgi."""
+    from ..server.stats_server import StatsConfigError, stats_address
+
+    try:
+        return str(stats_address(cfg.stats, "stats", cfg.stats_allow_remote))
+    except StatsConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _somaxconn() -> int:

@@ -1,6 +1,8 @@
 """The translation of a merged Config into uWSGI options (conf/uwsgi_ini.py)."""
 
-from django_uwsgi_server.conf import build_config
+import pytest
+
+from django_uwsgi_server.conf import ConfigError, build_config
 from django_uwsgi_server.conf.uwsgi_ini import Line, to_argv, to_ini, translate
 
 
@@ -43,3 +45,18 @@ def test_argv_and_ini_rendering():
     assert to_argv(lines) == ["--master", "--env=A=%d"]  # no % magic on the command line
     assert to_ini(lines, "head") == "; head\n[uwsgi]\nmaster = true\nenv = A=%%d\n" \
                                     "; x = 1  -- left out: ours\n"
+
+
+def test_stats_address_keeps_runuwsgis_loopback_rule():
+    # uWSGI binds ":PORT" on every interface and takes "PORT" for a unix socket file; both
+    # mean loopback to runuwsgi, so uWSGI gets the address runuwsgi would bind.
+    assert ("stats", "127.0.0.1:9191") in pairs({"stats": ":9191"})
+    assert ("stats", "127.0.0.1:9191") in pairs({"stats": "9191"})
+    assert ("stats", "/run/s.sock") in pairs({"stats": "/run/s.sock"})
+    assert ("stats", "0.0.0.0:9191") in pairs({"stats": "0.0.0.0:9191",
+                                               "stats_allow_remote": True})
+
+
+def test_a_remote_stats_address_needs_the_option_under_uwsgi_too():
+    with pytest.raises(ConfigError, match=r"^stats 0\.0\.0\.0:9191: not a loopback address"):
+        translate(build_config({}, {"stats": "0.0.0.0:9191"}))

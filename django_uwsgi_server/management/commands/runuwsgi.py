@@ -83,10 +83,11 @@ class Command(BaseCommand):
         try:
             cfg = build_config(getattr(settings, "UWSGI", None), cli)
             engine.check(cfg)
+            ini = to_ini(translate(cfg), _INI_HEADER) if options.get("print_ini") else None
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
-        if options.get("print_ini"):
-            self.stdout.write(to_ini(translate(cfg), _INI_HEADER), ending="")
+        if ini is not None:
+            self.stdout.write(ini, ending="")
             return None
         if cfg.reload or cfg.stop:  # uWSGI's client commands: signal a server, exit
             return self._control(cfg)
@@ -248,7 +249,7 @@ class Command(BaseCommand):
             self.check_migrations()
         try:
             engine.exec_uwsgi(cfg, self.stdout, self.stderr)
-        except engine.EngineError as exc:
+        except (engine.EngineError, ConfigError) as exc:
             raise CommandError(str(exc)) from None
 
     def _control(self, cfg: Any) -> None:
