@@ -5,12 +5,14 @@ import is shown as a 500 page until it is fixed, and stopping the parent stops e
 
 import os
 import signal
+import socket
 import textwrap
 
 import psutil
 import pytest
 import requests
 
+from django_uwsgi_server.server.stats_client import fetch_stats
 from tests.server import ROOT, run_command, wait_for
 
 VIEWS = """\
@@ -207,3 +209,34 @@ def test_autoreload_with_daemonize_is_an_error(tmp_path):
     assert r.returncode == 1
     assert r.stderr.strip() == ("CommandError: option 'autoreload' (command line) does not go "
                                 "with daemonize: autoreload is for development in a terminal")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_stats_server_under_autoreload(start_server, project, tmp_path, kind):
+    """The parent binds the sockets first (a busy stats address is its error), but each
+    child runs the stats server: the parent used to keep a TCP one bound, so every child
+    failed with 'address already in use' and the development server with --stats exited."""
+    stats = f"127.0.0.1:{free_port()}" if kind == "tcp" else str(tmp_path / "stats.sock")
+    exists = (lambda: True) if kind == "tcp" else (lambda: os.path.exists(stats))
+    server = start_server(["127.0.0.1:0", "--processes", "1", "--stats", stats],
+                          project=project)
+    first_child = child_of(server)
+    wait_for(lambda: exists() and fetch_stats(stats)["pid"] == first_child, 30,
+             "the first child's stats")
+    watching(server, 1)
+    write(project / "devsite" / "views.py", VIEWS.format(text="version 2"))
+    Client(server.url).wait_text("/", lambda r: r.text == "version 2", "the edited view")
+    second_child = child_of(server)
+    assert second_child != first_child
+    wait_for(lambda: exists() and fetch_stats(stats)["pid"] == second_child, 30,
+             "the second child's stats")
+    os.kill(server.pid, signal.SIGINT)
+    wait_for(lambda: not alive(server.pid), 30, "the parent to stop")
+    if kind == "unix":
+        assert not os.path.exists(stats)

@@ -32,6 +32,7 @@ from django_uwsgi_server.server import (
     privileges,
     run,
     static,
+    stats_server,
 )
 from django_uwsgi_server.server import reload as reexec
 from django_uwsgi_server.server.loader import AppLoadError, load_app, prepare_environment
@@ -227,6 +228,9 @@ class Command(BaseCommand):
             listeners = run.bind_all(cfg, self.stdout)
         except run.ServerError as exc:
             raise CommandError(f"Error: {exc}") from None
+        # bind_all checked the stats address; each child serves it (held here, a TCP
+        # address would be "in use" for every child).
+        stats_server.release()
         unix_files = run.unix_socket_files(listeners) if cfg.vacuum else []
         code = autoreload.run_parent(listeners, seconds, cfg.die_on_term)
         run.cleanup(os.getpid(), [], unix_files)
