@@ -211,7 +211,8 @@ def _workers(doc: dict[str, Any], target: Target, now: float) -> list[dict[str, 
                       str(w.get("requests", 0)), str(w.get("exceptions", 0)),
                       str(w.get("harakiri_count", 0)), size(w.get("rss")),
                       f"{(w.get('avg_rt') or 0) / 1000:.1f} ms",
-                      str(w.get("respawn_count", 0)), _spawned(w.get("last_spawn"), now)],
+                      str(max(int(w.get("respawn_count") or 0) - 1, 0)),
+                      _spawned(w.get("last_spawn"), now)],
         })
     return rows
 
