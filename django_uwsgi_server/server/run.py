@@ -54,8 +54,8 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except BindError as exc:
         raise ServerError(str(exc.strerror)) from None
     listeners: list[Listener] = []
-    activation = Activation.from_environment()  # systemd's sockets (LISTEN_FDS), if any
     try:
+        activation = Activation.from_environment()  # systemd's sockets (LISTEN_FDS), if any
         for attr, protocol in SOCKET_OPTIONS:
             option = attr.replace("_", "-")
             if activation and cfg.origin(option) == "default":

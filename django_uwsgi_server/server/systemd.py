@@ -156,7 +156,11 @@ class Activation:
         fds = {}
         for i in range(int(count)):
             fd = SD_LISTEN_FDS_START + i
-            os.set_inheritable(fd, False)  # not for the app's subprocesses
+            try:
+                os.set_inheritable(fd, False)  # not for the app's subprocesses
+            except OSError as exc:  # a launcher that counted wrong, not systemd
+                raise BindError(exc.errno, f"systemd socket activation: LISTEN_FDS={count}: "
+                                           f"fd {fd} is not open") from None
             fds[fd] = labels[i] if i < len(labels) else ""
         if fds:
             write_line(f"systemd socket activation: {len(fds)} listening socket"

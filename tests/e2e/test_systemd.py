@@ -4,9 +4,11 @@ activation (the test opens the listening socket and passes it as fd 3, as system
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -14,7 +16,7 @@ import pytest
 import requests
 
 from django_uwsgi_server.server.uwsgi_protocol import build_packet
-from tests.server import run_command, wait_for
+from tests.server import TEST_PROJECT, run_command, wait_for
 
 
 class FakeSystemd:
@@ -293,3 +295,18 @@ def test_real_systemd_socket_activate(start_server):
     server.wait_ready()
     assert f"http://127.0.0.1:{port}/  (http-socket on inherited fd 3 (http), HTTP/1.1)" in \
         server.stdout()
+
+
+def test_listen_fds_naming_closed_descriptors_is_one_line():
+    """LISTEN_FDS larger than what the launcher passed (a hand-written wrapper): one line
+    naming it, not a traceback from the first closed descriptor."""
+    wrapper = ("import os, sys; os.environ['LISTEN_PID'] = str(os.getpid()); "
+               "os.execv(sys.argv[1], sys.argv[1:])")
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, sys.executable, str(TEST_PROJECT / "manage.py"),
+         "runuwsgi", "--processes", "1"],
+        cwd=str(TEST_PROJECT), env={**os.environ, "LISTEN_FDS": "40"}, capture_output=True,
+        text=True, timeout=60, stdin=subprocess.DEVNULL, start_new_session=True)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert re.search(r"LISTEN_FDS=40: fd \d+ is not open", result.stderr), result.stderr
