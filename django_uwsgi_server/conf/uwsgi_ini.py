@@ -148,6 +148,8 @@ def translate(cfg: Any) -> list[Line]:
             continue
         if name in SOCKET_OPTIONS:
             for address in value:
+                if address.strip().isdigit():  # runuwsgi's loopback port; a file to uWSGI
+                    address = f"127.0.0.1:{address.strip()}"
                 has_unix = has_unix or ":" not in address
                 lines.append(Line(_socket_key(name, cfg), address))
             continue

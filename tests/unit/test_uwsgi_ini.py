@@ -60,3 +60,10 @@ def test_stats_address_keeps_runuwsgis_loopback_rule():
 def test_a_remote_stats_address_needs_the_option_under_uwsgi_too():
     with pytest.raises(ConfigError, match=r"^stats 0\.0\.0\.0:9191: not a loopback address"):
         translate(build_config({}, {"stats": "0.0.0.0:9191"}))
+
+
+def test_a_bare_port_socket_stays_a_loopback_port():
+    # runuwsgi reads "9000" as 127.0.0.1:9000; uWSGI would make a unix socket file "9000".
+    got = pairs({"socket": ["9000"]})
+    assert ("socket", "127.0.0.1:9000") in got
+    assert not any(k == "chmod-socket" for k, _ in got)
