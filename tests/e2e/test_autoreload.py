@@ -207,3 +207,15 @@ def test_autoreload_with_daemonize_is_an_error(tmp_path):
     assert r.returncode == 1
     assert r.stderr.strip() == ("CommandError: option 'autoreload' (command line) does not go "
                                 "with daemonize: autoreload is for development in a terminal")
+
+
+@pytest.mark.parametrize("die_on_term", ["--die-on-term", "--no-die-on-term"])
+def test_killed_parent_leaves_no_server_behind(start_server, project, die_on_term):
+    # The child's parent-death signal is SIGTERM, which with die-on-term = false is uWSGI
+    # 2.0's brutal reload: the child must still go, not re-execute as an orphan.
+    server = start_server(["127.0.0.1:0", "--processes", "1", die_on_term],
+                          project=project)
+    pids = wait_for(lambda: len(tree(server.pid)) == 3 and tree(server.pid), 30,
+                    "parent, child master and a worker")
+    os.kill(server.pid, signal.SIGKILL)
+    wait_for(lambda: not any(alive(pid) for pid in pids), 30, "every process to stop")
