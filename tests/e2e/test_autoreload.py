@@ -219,3 +219,36 @@ def test_killed_parent_leaves_no_server_behind(start_server, project, die_on_ter
                     "parent, child master and a worker")
     os.kill(server.pid, signal.SIGKILL)
     wait_for(lambda: not any(alive(pid) for pid in pids), 30, "every process to stop")
+
+
+def test_restart_loses_no_request(start_server, project):
+    import threading
+
+    server = start_server(["127.0.0.1:0", "--processes", "2"], project=project)
+    watching(server, 1)
+    errors, texts, done = [], [], threading.Event()
+
+    def hammer(keepalive):
+        session = requests.Session() if keepalive else requests
+        for _ in range(20000):
+            if done.is_set():
+                return
+            try:
+                r = session.get(server.url + "/", timeout=30)
+                texts.append(r.text)
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+            except requests.RequestException as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in (False, True)]
+    for t in threads:
+        t.start()
+    try:
+        write(project / "devsite" / "views.py", VIEWS.format(text="version 2"))
+        wait_for(lambda: "version 2" in texts[-50:], 60, "the edited view")
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
+    assert errors == []
