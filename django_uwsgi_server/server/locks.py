@@ -47,10 +47,10 @@ class LockSet:
         # A lock some thread of the parent held is not held in the child: the child gets
         # its own description (closing the inherited one leaves the parent's locks alone).
         if self._owner != os.getpid():
-            os.close(self._fd)
-            self._fd = _reopen(self.fd)
             self._threads = [threading.Lock() for _ in range(self.count)]
             self._owner = os.getpid()
+            inherited, self._fd = self._fd, _reopen(self.fd)  # (on failure: keep it)
+            os.close(inherited)
 
     def _lock(self, kind: int, n: int) -> None:
         fcntl.fcntl(self._fd, fcntl.F_OFD_SETLKW, _FLOCK.pack(kind, os.SEEK_SET, n, 1, 0))
