@@ -229,3 +229,25 @@ def _tm(text):
 ])
 def test_cron_matches(fields, when, expected):
     assert cron_matches(fields, _tm(when)) is expected
+
+
+def test_a_timer_late_by_several_periods_fires_once():
+    """Missed periods are coalesced into one signal (as uWSGI's timerfd timers): the master
+    busy for 5.5 s does not get a 1-second timer firing twice in a row afterwards."""
+    from types import SimpleNamespace
+
+    from django_uwsgi_server.server.signals import Hub
+
+    hub = Hub()
+    hub.master = SimpleNamespace(procs={})
+    routed = []
+    hub.route = routed.append
+    hub.add_timer(5, 1.0)
+    due = hub.timers[0][2]
+    hub.tick(due + 5.5)
+    assert routed == [5]
+    hub.tick(due + 5.6)
+    assert routed == [5]
+    assert hub.timers[0][2] == due + 6.0  # the timer keeps its phase
+    hub.tick(due + 6.0)
+    assert routed == [5, 5]
