@@ -296,7 +296,7 @@ OPTIONS: tuple[Option, ...] = (
     _O("shared-socket", ADDRESS, SOCKETS, _PLAN, "bind a socket before dropping privileges",
        repeatable=True),
     _O("chown-socket", STR, SOCKETS, _IMPL, "chown unix sockets (user[:group])"),
-    _O("reuse-port", BOOL, SOCKETS, _PLAN, "set SO_REUSEPORT on sockets"),
+    _O("reuse-port", BOOL, SOCKETS, _IMPL, "set SO_REUSEPORT on sockets"),
     # Processes
     _O("processes", INT, PROCESSES, _IMPL, "number of worker processes", aliases=("workers",),
        short="p", default=_two_per_cpu, min=1),
@@ -390,13 +390,13 @@ OPTIONS: tuple[Option, ...] = (
        "rotate the log file when it grows past this size (implies log-master)", min=0),
     _O("log-backupname", PATH, LOGGING, _IMPL,
        "name of the rotated log file (default: FILE.<unix time>)"),
-    _O("log-micros", BOOL, LOGGING, _PLAN, "request times in microseconds"),
+    _O("log-micros", BOOL, LOGGING, _IMPL, "request times in microseconds"),
     _O("req-logger", STR, LOGGING, _PLAN, "send request lines to a logger", repeatable=True),
     _O("logger", STR, LOGGING, _PLAN, "send other log lines to a logger", repeatable=True),
-    _O("memory-report", BOOL, LOGGING, _PLAN, "log memory usage with each request", short="m"),
-    _O("log-4xx", BOOL, LOGGING, _PLAN, "log 4xx responses even with disable-logging"),
-    _O("log-5xx", BOOL, LOGGING, _PLAN, "log 5xx responses even with disable-logging"),
-    _O("log-slow", INT, LOGGING, _PLAN, "log requests slower than N ms even with disable-logging",
+    _O("memory-report", BOOL, LOGGING, _IMPL, "log memory usage with each request", short="m"),
+    _O("log-4xx", BOOL, LOGGING, _IMPL, "log 4xx responses even with disable-logging"),
+    _O("log-5xx", BOOL, LOGGING, _IMPL, "log 5xx responses even with disable-logging"),
+    _O("log-slow", INT, LOGGING, _IMPL, "log requests slower than N ms even with disable-logging",
        min=0),
     # Process management (issue #4)
     _O("die-on-term", BOOL, MANAGEMENT, _IMPL,
@@ -499,7 +499,7 @@ OPTIONS: tuple[Option, ...] = (
        "with DEBUG on, do not serve STATIC_URL from the staticfiles finders (runserver's flag)"),
     # Other
     _O("add-header", HEADER, OTHER, _IMPL, "add a header to every response", repeatable=True),
-    _O("del-header", STR, OTHER, _PLAN, "remove a header from every response", repeatable=True),
+    _O("del-header", STR, OTHER, _IMPL, "remove a header from every response", repeatable=True),
     _O("cache2", STR, OTHER, _IMPL, "create a shared-memory cache for the uwsgi module's cache "
        "functions (name=NAME,items=N[,blocksize=BYTES][,keysize=BYTES])", repeatable=True),
     _O("locks", INT, OTHER, _IMPL, "create N more locks for uwsgi.lock(n) (lock 0 always exists)",

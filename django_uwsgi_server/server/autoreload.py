@@ -184,7 +184,9 @@ def inherited_listeners() -> list[Any] | None:
     from .master import rearm_parent_death
     from .reload import listeners_from
 
-    rearm_parent_death(_STATE["parent"])  # stop when the parent is killed
+    # Stop when the parent is killed: SIGINT, a graceful stop whatever die-on-term says
+    # (SIGTERM would re-execute an orphan with die-on-term off). It lasts across a re-exec.
+    rearm_parent_death(_STATE["parent"], signal.SIGINT)
     return listeners_from(_STATE["listeners"])
 
 

@@ -1,10 +1,19 @@
 """Locks shared by the master and every worker: ``uwsgi.lock(n)`` and the caches' locks.
 
-A lock is one byte of a memfd locked with a POSIX record lock (``fcntl``), made before the
-fork so that every worker locks the same file. Record locks belong to a process, so they
-do not exclude the threads of one worker from each other: a per-process ``threading.Lock``
-is taken first. Record locks vanish with the process that holds them, so a worker killed
-by harakiri never leaves a lock held (uWSGI's pthread robust mutexes behave the same).
+A lock is one byte of a memfd locked with an open file description lock (``F_OFD_SETLKW``),
+the memfd made before the fork so that every worker locks the same file. Each process opens
+the file afresh (``/proc/self/fd``) right after the fork, so that each holds its locks
+through a description of its own, which the kernel makes exclusive between processes.
+They do not exclude the threads of one worker from each other: a per-process
+``threading.Lock`` is taken first. The locks vanish with the process that holds them (its
+description closes), so a worker killed by harakiri never leaves a lock held (uWSGI's
+pthread robust mutexes behave the same).
+
+Not classic POSIX record locks: those belong to the process, and the kernel's deadlock
+check, which knows nothing of threads, answers EDEADLK when a thread asks for a lock held
+by a process that waits for a lock another thread of the asker holds (a worker's thread
+in ``uwsgi.lock()`` while its sibling is inside a cache call) - a wait, not a deadlock.
+Closing any descriptor of the file would also drop all of a process's record locks.
 """
 
 from __future__ import annotations
@@ -28,17 +37,23 @@ class LockSet:
         if fd is None:
             fd = os.memfd_create(f"django-uwsgi-server-{name}")
             os.ftruncate(fd, max(count, 1))
-        self.fd = self._fd = fd
+        self.fd = fd
+        self._fd = _reopen(fd)
         self._threads = [threading.Lock() for _ in range(count)]
         self._owner = os.getpid()
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
-        # A lock some thread of the parent held is not held in the child (the record lock
-        # is not inherited either).
+        # A lock some thread of the parent held is not held in the child: the child gets
+        # its own description (closing the inherited one leaves the parent's locks alone).
         if self._owner != os.getpid():
             self._threads = [threading.Lock() for _ in range(self.count)]
             self._owner = os.getpid()
+            inherited, self._fd = self._fd, _reopen(self.fd)  # (on failure: keep it)
+            os.close(inherited)
+
+    def _lock(self, kind: int, n: int) -> None:
+        fcntl.fcntl(self._fd, fcntl.F_OFD_SETLKW, _FLOCK.pack(kind, os.SEEK_SET, n, 1, 0))
 
     def check(self, n: int) -> None:
         if not isinstance(n, int) or not 0 <= n < self.count:
@@ -50,7 +65,7 @@ class LockSet:
         local = self._threads[n]
         local.acquire()
         try:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, n)
+            self._lock(fcntl.F_WRLCK, n)
         except BaseException:
             local.release()
             raise
@@ -60,7 +75,7 @@ class LockSet:
         local = self._threads[n]
         if not local.locked():
             return  # as uWSGI: unlocking a free lock does nothing
-        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, n)
+        self._lock(fcntl.F_UNLCK, n)
         local.release()
 
     def holder(self, n: int) -> int:
@@ -78,5 +93,10 @@ class LockSet:
         if self._threads[n].locked():
             return True
         probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, n, 1, 0)
-        l_type = _FLOCK.unpack(fcntl.fcntl(self._fd, fcntl.F_GETLK, probe))[0]
+        l_type = _FLOCK.unpack(fcntl.fcntl(self._fd, fcntl.F_OFD_GETLK, probe))[0]
         return l_type != fcntl.F_UNLCK
+
+
+def _reopen(fd: int) -> int:
+    """A new open file description of ``fd``'s file, for this process's locks only."""
+    return os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)

@@ -67,10 +67,27 @@ def _vars(env: dict[str, Any]) -> tuple[int, int]:
     return count, size
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory() -> str:
+    """memory-report: uWSGI's prefix, this process's address space and RSS."""
+    with open("/proc/self/statm", "rb") as f:
+        size, rss = (int(x) * _PAGE for x in f.read().split()[:2])
+    return (f"{{address space usage: {size} bytes/{size >> 20}MB}} "
+            f"{{rss usage: {rss} bytes/{rss >> 20}MB}} ")
+
+
 class RequestLog:
     def __init__(self, *, worker_id: int, scoreboard: Any, enabled: bool, log_format: str | None,
-                 x_forwarded_for: bool, slot: int = 0) -> None:
+                 x_forwarded_for: bool, slot: int = 0, log_4xx: bool = False,
+                 log_5xx: bool = False, log_slow: int | None = None, micros: bool = False,
+                 memory_report: bool = False) -> None:
         self.worker_id = worker_id
+        # disable-logging turns request lines off, but these still log matching requests.
+        self.log_4xx, self.log_5xx, self.log_slow = log_4xx, log_5xx, log_slow or 0
+        self.micros = micros
+        self.memory_report = memory_report
         self.slot = slot or worker_id
         self.pid = os.getpid()
         self.scoreboard = scoreboard
@@ -118,7 +135,7 @@ class RequestLog:
         end = time.time()
         count = self.scoreboard.finished(self.slot, tx, failed, end - start, core_id(),
                                          STATIC_KEY in req.environ) if self.scoreboard else 0
-        if not self.enabled:
+        if not self.enabled and not self._still_logged(ex.code, end - start):
             return
         env = req.environ
         if self._template is not None:
@@ -131,10 +148,21 @@ class RequestLog:
                     f"({env.get('REMOTE_USER', '')}) {{{nvars * 2} vars in {vsize} bytes}} "
                     f"[{time.ctime(start)}] {env.get('REQUEST_METHOD', '')} "
                     f"{env.get('REQUEST_URI', '')} => generated {ex.sent} bytes in "
-                    f"{int((end - start) * 1000)} msecs{ex.via or ' '}"
+                    f"{self._duration(end - start)}{ex.via or ' '}"
                     f"({env.get('SERVER_PROTOCOL', '')} {ex.code}) {ex.header_count} headers "
                     f"in {ex.head_bytes} bytes ({ex.switches} switches on core {core_id()})")
+        if self.memory_report:
+            line = _memory() + line
         _write(line)
+
+    def _still_logged(self, code: int, seconds: float) -> bool:
+        return (self.log_4xx and 400 <= code < 500) or (self.log_5xx and code >= 500) or \
+            (self.log_slow > 0 and seconds * 1000 >= self.log_slow)
+
+    def _duration(self, seconds: float) -> str:
+        if self.micros:  # log-micros: uWSGI's "N micros"
+            return f"{int(seconds * 1_000_000)} micros"
+        return f"{int(seconds * 1000)} msecs"
 
     def _addr(self, env: dict[str, Any]) -> str:
         if self.x_forwarded_for:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import reload as reexec
 from .hooks import Hook
-from .logging import write_line
+from .logging import redirect_output, write_line
 
 _CARRY = "logpipe"
 _PIPE_SIZE = 1 << 20  # room for bursts while the master is busy elsewhere
@@ -46,16 +46,6 @@ def check(cfg: Any) -> str | None:
             return (f"{option.replace('_', '-')} needs a log file: set logto (or daemonize); "
                     f"stderr cannot be rotated or reopened by the server")
     return None
-
-
-def reopen(path: str) -> None:
-    """Point the master's stdout and stderr at ``path`` again (a new file if it moved)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
 
 
 class LogMaster(Hook):
@@ -113,7 +103,7 @@ class LogMaster(Hook):
         self._relay()  # what the workers wrote so far belongs to the old file
         write_line(f"reopening the log file {self.path} (log-reopen)")
         try:
-            reopen(self.path)
+            redirect_output(self.path)  # a new file if it moved
         except OSError as exc:
             write_line(f"log-reopen: cannot open {self.path}: {exc.strerror}; "
                        f"logging to the old file")
@@ -155,7 +145,7 @@ class LogMaster(Hook):
         _write_all(f"logsize: {size}, triggering rotation to {backup}...\n".encode())
         try:
             os.rename(self.path, backup)
-            reopen(self.path)
+            redirect_output(self.path)  # a new file if it moved
         except OSError as exc:
             write_line(f"unable to rotate log: {exc.strerror}; log-maxsize is off from now on")
             self.maxsize = 0  # do not retry (and log this) on every turn

@@ -730,13 +730,14 @@ def _proc_text(pid: int, name: str) -> str:
         return "-"
 
 
-def rearm_parent_death(master_pid: int) -> None:
+def rearm_parent_death(master_pid: int, sig: int = signal.SIGTERM) -> None:
     """The kernel forgets the parent-death signal when a process changes its uid or gid:
-    call again after dropping privileges."""
-    _die_with_parent(master_pid)
+    call again after dropping privileges. ``sig``: what stops this process gracefully (a
+    master's SIGTERM is a reload when die-on-term is off: SIGINT)."""
+    _die_with_parent(master_pid, sig)
 
 
-def _die_with_parent(master_pid: int) -> None:
+def _die_with_parent(master_pid: int, sig: int = signal.SIGTERM) -> None:
     """Linux: the kernel sends SIGTERM (a graceful stop) to the worker if the master dies,
     at once rather than at the worker's next twice-a-second check."""
     try:
@@ -744,7 +745,7 @@ def _die_with_parent(master_pid: int) -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
     except (OSError, AttributeError):
         pass
     if os.getppid() != master_pid:  # the master died before the line above

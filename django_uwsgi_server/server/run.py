@@ -64,7 +64,7 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
                 address = parse_address(text)
                 listeners.append(activation.take(address, protocol, option) or
                                  bind(address, protocol, option, backlog, cfg.chmod_socket,
-                                      owner))
+                                      owner, bool(cfg.reuse_port)))
         listeners += activation.rest()
     except BindError as exc:
         for listener in listeners:
@@ -204,13 +204,15 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
         runtime.mark_worker(master.pid, wid, cfg)
         log = RequestLog(worker_id=wid, slot=slot, scoreboard=master.scoreboard,
                          enabled=not cfg.disable_logging, log_format=cfg.log_format,
-                         x_forwarded_for=cfg.log_x_forwarded_for)
+                         x_forwarded_for=cfg.log_x_forwarded_for, log_4xx=cfg.log_4xx,
+                         log_5xx=cfg.log_5xx, log_slow=cfg.log_slow, micros=cfg.log_micros,
+                         memory_report=cfg.memory_report)
         log.count_django_exceptions()
         handler = Handler(the_app, multithread=cfg.threads > 1, multiprocess=cfg.processes > 1,
                           keepalive=cfg.http_keepalive > 0, buffer_size=cfg.buffer_size,
                           limit_post=cfg.limit_post, add_headers=cfg.add_header or [],
                           log=log, stopping=lambda: False, post_buffering=cfg.post_buffering,
-                          body_min_rate=cfg.body_min_rate)
+                          body_min_rate=cfg.body_min_rate, del_headers=cfg.del_header)
         worker = Worker(worker_id=wid, listeners=listeners, handler=handler, cfg=cfg,
                         master_pid=master.pid, slot=slot, scoreboard=master.scoreboard,
                         report_fd=report_fd)

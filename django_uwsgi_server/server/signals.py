@@ -169,7 +169,9 @@ class Hub:
                 self.route(num)
         for timer in self.timers:
             if timer[2] <= now:
-                timer[2] = max(timer[2] + timer[1], now)  # no burst after a stall
+                # Missed periods coalesce into this one signal (a timerfd's expirations
+                # do too): no burst after a stall, and the timer keeps its phase.
+                timer[2] += timer[1] * (int((now - timer[2]) // timer[1]) + 1)
                 self.route(timer[0])
                 if timer[3]:
                     timer[3] -= 1

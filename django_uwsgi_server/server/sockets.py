@@ -110,10 +110,12 @@ def somaxconn() -> int:
 
 
 def bind(address: Address, protocol: str, option: str, backlog: int,
-         chmod: int | None = None, chown: tuple[int, int] | None = None) -> Listener:
+         chmod: int | None = None, chown: tuple[int, int] | None = None,
+         reuse_port: bool = False) -> Listener:
     """Bind and listen, turning the usual failures into one clear line.
 
-    ``chmod``/``chown`` (uid, gid; -1 keeps one) apply to unix socket files only.
+    ``chmod``/``chown`` (uid, gid; -1 keeps one) apply to unix socket files only;
+    ``reuse_port`` (SO_REUSEPORT) lets other processes bind the same TCP address.
     """
     if address.family == socket.AF_UNIX:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -128,6 +130,8 @@ def bind(address: Address, protocol: str, option: str, backlog: int,
     else:
         sock = socket.socket(address.family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if address.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         path = (address.host, address.port)

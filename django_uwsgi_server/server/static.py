@@ -13,11 +13,12 @@ on bytes (``PATH_INFO`` is latin-1, one char per byte, PEP 3333) and in three st
 1. :func:`split_path` is pure: a NUL, a backslash or a ``..`` segment is refused outright
    (400, the app never sees it); empty and ``.`` segments are dropped, so no absolute path
    can be formed.
-2. The joined path is resolved with ``realpath`` and must lie inside the rule's root, or a
-   ``static-safe`` root, compared by path components (uWSGI compares string prefixes, so
-   ``/srv/static2`` passes for a root ``/srv/static``).
-3. The file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat``: only a
-   regular file is served (a FIFO in the root cannot block the worker).
+2. The joined path is opened with ``O_PATH`` (no side effect, even on a FIFO or a device)
+   and the kernel's path of that descriptor (``/proc/self/fd``) must lie inside the rule's
+   root, or a ``static-safe`` root, compared by path components (uWSGI compares string
+   prefixes, so ``/srv/static2`` passes for a root ``/srv/static``).
+3. ``fstat`` on that descriptor: only a regular file is served, and it is opened for
+   reading through the same descriptor, so no symlink can be swapped after the check.
 
 Anything not found, outside the roots or not a regular file falls through to the next
 rule and then to the app, as in uWSGI.

@@ -106,6 +106,7 @@ class Exchange:
             raise ValueError(f"invalid status line {status[:80]!r}: expected '200 OK' style")
         clean = []
         has_cl = own_date = own_server = False
+        deleted = self.handler.del_headers
         for name, value in headers:
             if type(name) is not str or type(value) is not str:
                 raise TypeError(f"header {name!r}: names and values must be str")
@@ -126,6 +127,8 @@ class Exchange:
                 own_server = True
             elif lower in HOP_BY_HOP:
                 self.handler.warn_hop_by_hop(name)
+                continue
+            elif lower in deleted:  # del-header (never the framing: Content-Length stays)
                 continue
             clean.append((name, value))
         code = int(status[:3])
@@ -340,8 +343,9 @@ class Handler:
     def __init__(self, app: Any, *, multithread: bool, multiprocess: bool, keepalive: bool,
                  buffer_size: int, limit_post: int, add_headers: list[str],
                  log: Any, stopping: Any, post_buffering: int = 0,
-                 body_min_rate: int = 0) -> None:
+                 body_min_rate: int = 0, del_headers: list[str] | None = None) -> None:
         self.app = app
+        self.del_headers = frozenset(h.strip().lower() for h in del_headers or ())
         self.post_buffering = post_buffering
         self.body_min_rate = body_min_rate
         self.keepalive = keepalive

@@ -211,6 +211,51 @@ def test_autoreload_with_daemonize_is_an_error(tmp_path):
                                 "with daemonize: autoreload is for development in a terminal")
 
 
+@pytest.mark.parametrize("die_on_term", ["--die-on-term", "--no-die-on-term"])
+def test_killed_parent_leaves_no_server_behind(start_server, project, die_on_term):
+    # The child's parent-death signal is SIGTERM, which with die-on-term = false is uWSGI
+    # 2.0's brutal reload: the child must still go, not re-execute as an orphan.
+    server = start_server(["127.0.0.1:0", "--processes", "1", die_on_term],
+                          project=project)
+    pids = wait_for(lambda: len(tree(server.pid)) == 3 and tree(server.pid), 30,
+                    "parent, child master and a worker")
+    os.kill(server.pid, signal.SIGKILL)
+    wait_for(lambda: not any(alive(pid) for pid in pids), 30, "every process to stop")
+
+
+def test_restart_loses_no_request(start_server, project):
+    import threading
+
+    server = start_server(["127.0.0.1:0", "--processes", "2"], project=project)
+    watching(server, 1)
+    errors, texts, done = [], [], threading.Event()
+
+    def hammer(keepalive):
+        session = requests.Session() if keepalive else requests
+        for _ in range(20000):
+            if done.is_set():
+                return
+            try:
+                r = session.get(server.url + "/", timeout=30)
+                texts.append(r.text)
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+            except requests.RequestException as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in (False, True)]
+    for t in threads:
+        t.start()
+    try:
+        write(project / "devsite" / "views.py", VIEWS.format(text="version 2"))
+        wait_for(lambda: "version 2" in texts[-50:], 60, "the edited view")
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
+    assert errors == []
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

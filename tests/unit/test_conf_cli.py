@@ -88,9 +88,9 @@ def test_cli_beats_settings():
 
 def test_planned_and_unsupported_get_our_error_not_argparse():
     with pytest.raises(ConfigError) as info:
-        config(["--log-micros"])
+        config(["--req-logger", "file:/tmp/x"])
     assert str(info.value) == (
-        "option 'log-micros' (command line) is not implemented yet by runuwsgi (planned)"
+        "option 'req-logger' (command line) is not implemented yet by runuwsgi (planned)"
     )
     with pytest.raises(ConfigError) as info:
         config(["--cheaper", "2"])

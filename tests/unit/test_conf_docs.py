@@ -16,13 +16,13 @@ def test_reference_lists_every_option_once():
     for opt in OPTIONS:
         assert text.count(f"   * - ``{opt.name}``\n") == 1, opt.name
     assert "2 × CPU cores" in text
-    assert "     - planned\n" in text  # e.g. del-header
+    assert "     - planned\n" in text  # e.g. shared-socket
 
 
 def test_reference_names_the_issue_of_planned_work(monkeypatch):
     from django_uwsgi_server.conf import registry
 
-    monkeypatch.setitem(registry.PLANNED_IN, "del-header", "issue #99")
+    monkeypatch.setitem(registry.PLANNED_IN, "shared-socket", "issue #99")
     assert "planned (issue #99)" in reference_rst()
 
 

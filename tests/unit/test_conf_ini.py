@@ -186,9 +186,9 @@ def test_bad_value_names_file_and_line(ini):
 
 
 def test_planned_and_unsupported_in_ini(ini):
-    path = ini("[uwsgi]\nlog-slow = 20\n")
+    path = ini("[uwsgi]\nreq-logger = file:/tmp/x\n")
     assert fails(path) == (
-        f"option 'log-slow' ({path} line 2) is not implemented yet by runuwsgi (planned)"
+        f"option 'req-logger' ({path} line 2) is not implemented yet by runuwsgi (planned)"
     )
     path = ini("[uwsgi]\nif-env = X\nendif =\n", name="b.ini")
     assert fails(path).startswith(f"option 'if-env' ({path} line 2) is not supported by runuwsgi: ")

@@ -105,12 +105,12 @@ def test_unknown_option_in_settings_with_and_without_hint():
 
 
 def test_planned_option_is_an_error(monkeypatch):
-    assert fails({"log-slow": 30}) == (
-        "option 'log-slow' (settings.UWSGI) is not implemented yet by runuwsgi (planned)"
+    assert fails({"req-logger": "file:/tmp/x"}) == (
+        "option 'req-logger' (settings.UWSGI) is not implemented yet by runuwsgi (planned)"
     )
-    monkeypatch.setitem(registry.PLANNED_IN, "log-slow", "issue #99")
-    assert fails(None, {"log_slow": 30}) == (
-        "option 'log-slow' (command line) is not implemented yet by runuwsgi "
+    monkeypatch.setitem(registry.PLANNED_IN, "req-logger", "issue #99")
+    assert fails(None, {"req_logger": ["file:/tmp/x"]}) == (
+        "option 'req-logger' (command line) is not implemented yet by runuwsgi "
         "(planned, issue #99)"
     )
 

@@ -97,6 +97,62 @@ def test_is_locked_sees_other_processes_and_a_dead_holder_releases():
         locks.acquire(1)
 
 
+def _someone_waits_on(fd, timeout=10.0):
+    """Wait until a process sleeps on a lock of ``fd``'s file (a "->" line in /proc/locks;
+    by inode: the pid of a description lock shows as -1)."""
+    inode = f":{os.fstat(fd).st_ino} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/locks") as f:
+            if any("->" in line and inode in line for line in f):
+                return
+        time.sleep(0.01)
+    raise AssertionError("nobody waited on the lock")
+
+
+def test_no_false_deadlock_between_threaded_processes():
+    """The usual ``uwsgi.lock(); cache_get(); ...`` pattern with threads: process A holds
+    lock 0 and waits for the cache's lock, held for a moment by a thread of process B while
+    another thread of B asks for lock 0. That is no deadlock (B's first thread lets go),
+    but process-owned POSIX record locks make the kernel answer EDEADLK to B."""
+    locks = LockSet(1)
+    cache = SharedCache("dl", items=4, blocksize=8, keysize=4)
+    r, w = os.pipe()
+
+    def process_a():
+        os.read(r, 1)
+        locks.acquire(0)
+        cache.get(b"k")  # waits for B's cache lock
+        locks.release(0)
+
+    pid = _fork(process_a)
+    got = []
+    try:
+        with cache:
+            os.write(w, b"x")
+            _someone_waits_on(cache.fd)
+
+            def other_thread():
+                try:
+                    locks.acquire(0)
+                    got.append("locked")
+                    locks.release(0)
+                except OSError as exc:
+                    got.append(exc)
+
+            t = threading.Thread(target=other_thread)
+            t.start()
+            deadline = time.monotonic() + 2  # EDEADLK comes at once; a wait just waits
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.01)
+        t.join(10)
+        assert got == ["locked"]
+    finally:
+        assert _wait(pid) == 0
+        os.close(r)
+        os.close(w)
+
+
 def test_cache_is_shared_with_forked_processes():
     cache = SharedCache("t", items=8, blocksize=32, keysize=16)
     assert cache.set(b"a", b"1", 0, update=False)
@@ -173,3 +229,25 @@ def _tm(text):
 ])
 def test_cron_matches(fields, when, expected):
     assert cron_matches(fields, _tm(when)) is expected
+
+
+def test_a_timer_late_by_several_periods_fires_once():
+    """Missed periods are coalesced into one signal (as uWSGI's timerfd timers): the master
+    busy for 5.5 s does not get a 1-second timer firing twice in a row afterwards."""
+    from types import SimpleNamespace
+
+    from django_uwsgi_server.server.signals import Hub
+
+    hub = Hub()
+    hub.master = SimpleNamespace(procs={})
+    routed = []
+    hub.route = routed.append
+    hub.add_timer(5, 1.0)
+    due = hub.timers[0][2]
+    hub.tick(due + 5.5)
+    assert routed == [5]
+    hub.tick(due + 5.6)
+    assert routed == [5]
+    assert hub.timers[0][2] == due + 6.0  # the timer keeps its phase
+    hub.tick(due + 6.0)
+    assert routed == [5, 5]
