@@ -31,7 +31,7 @@ class Runtime:
         # that old and new workers share them while both serve.
         old = (reexec.inherited() or {}).get("uwsgi") or {"locks": None, "caches": {}}
         count = (cfg.locks or 0) + 1  # lock 0 plus --locks N, as uWSGI
-        self.locks = LockSet(count, fd=_take(old["locks"], [count]))
+        self.locks = LockSet(count, fd=_take(old["locks"], [count]), holders=True)
         self.caches: dict[str, SharedCache] = {}
         for text in cfg.cache2 or ():
             self._add_cache(text, parse_cache2(text), old["caches"])

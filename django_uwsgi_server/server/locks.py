@@ -25,15 +25,19 @@ import threading
 
 # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (native alignment).
 _FLOCK = struct.Struct("hhqqi4x")
+_PID = struct.Struct("<q")
 
 
 class LockSet:
     """``count`` locks numbered 0..count-1."""
 
-    def __init__(self, count: int, name: str = "locks", fd: int | None = None) -> None:
+    def __init__(self, count: int, name: str = "locks", fd: int | None = None,
+                 holders: bool = False) -> None:
         """``fd``: lock bytes of an existing file (the same locks as a previous master
-        image's, or a cache's own memory)."""
+        image's, or a cache's own memory). ``holders``: keep each holder's pid after the
+        lock bytes (for the stats: an OFD lock has no owner pid), only in a file of our own."""
         self.count = count
+        self._holders = holders
         if fd is None:
             fd = os.memfd_create(f"django-uwsgi-server-{name}")
             os.ftruncate(fd, max(count, 1))
@@ -69,23 +73,32 @@ class LockSet:
         except BaseException:
             local.release()
             raise
+        if self._holders:
+            os.pwrite(self._fd, _PID.pack(os.getpid()), self.count + _PID.size * n)
 
     def release(self, n: int) -> None:
         self.check(n)
         local = self._threads[n]
         if not local.locked():
             return  # as uWSGI: unlocking a free lock does nothing
+        if self._holders:
+            os.pwrite(self._fd, _PID.pack(0), self.count + _PID.size * n)
         self._lock(fcntl.F_UNLCK, n)
         local.release()
 
     def holder(self, n: int) -> int:
-        """The pid holding lock ``n``, 0 when it is free (uWSGI's stats ``locks``)."""
-        self.check(n)
+        """The pid holding lock ``n``, 0 when it is free (uWSGI's stats ``locks``); -1 when
+        it is held and this set keeps no holders. The kernel says whether it is held (a
+        holder that died released it, whatever pid is left in the file)."""
+        if not self.locked(n):
+            return 0
         if self._threads[n].locked():
             return os.getpid()
-        probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, n, 1, 0)
-        l_type, _, _, _, pid = _FLOCK.unpack(fcntl.fcntl(self._fd, fcntl.F_GETLK, probe))
-        return 0 if l_type == fcntl.F_UNLCK else pid
+        if not self._holders:
+            return -1
+        raw = os.pread(self._fd, _PID.size, self.count + _PID.size * n)
+        pid = _PID.unpack(raw)[0] if len(raw) == _PID.size else 0
+        return pid or -1  # (taken a moment ago: its holder has not written its pid yet)
 
     def locked(self, n: int) -> bool:
         """Held by this process or by another one."""

@@ -97,6 +97,34 @@ def test_is_locked_sees_other_processes_and_a_dead_holder_releases():
         locks.acquire(1)
 
 
+def test_holder_names_the_holding_process_and_forgets_a_dead_one():
+    # The stats list each lock with its holder's pid; an OFD lock has none, so the set
+    # keeps it (the kernel still decides whether the lock is held).
+    locks = LockSet(2, holders=True)
+    r, w = os.pipe()
+
+    def holder():
+        locks.acquire(1)
+        os.write(w, b"x")
+        time.sleep(30)
+
+    assert [locks.holder(0), locks.holder(1)] == [0, 0]
+    pid = _fork(holder)
+    try:
+        assert os.read(r, 1) == b"x"
+        assert [locks.holder(0), locks.holder(1)] == [0, pid]
+    finally:
+        os.kill(pid, 9)
+        _wait(pid)
+        os.close(r)
+        os.close(w)
+    assert locks.holder(1) == 0  # killed while holding it: released, not its pid
+    locks.acquire(1)
+    assert locks.holder(1) == os.getpid()
+    locks.release(1)
+    assert locks.holder(1) == 0
+
+
 def _someone_waits_on(fd, timeout=10.0):
     """Wait until a process sleeps on a lock of ``fd``'s file (a "->" line in /proc/locks;
     by inode: the pid of a description lock shows as -1)."""
