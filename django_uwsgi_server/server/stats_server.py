@@ -207,7 +207,7 @@ class StatsServer:
             client.outbox = body
         else:
             client.outbox = (f"HTTP/1.0 {status} {'OK' if status == '200' else 'Error'}\r\n"
-                             f"Connection: close\r\nAccess-Control-Allow-Origin: *\r\n"
+                             f"Connection: close\r\n"
                              f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
                              ).encode() + body
         self._send(client)
