@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import reload as reexec
+from .deadlines import Deadlines
 from .logging import write_line
 from .procs import HANDLED, OLD, RETIRING, SERVING, Proc, send_signal
 from .reloading import Reloader
@@ -70,7 +71,6 @@ class Master:
         self.served_once = False
         self._respawns: list[float] = []
         self._hold_spawn_until = 0.0
-        self._last_rss_check = 0.0
         state = reexec.inherited()
         slots = max(MAX_WORKERS, 2 * self.target + 8)
         if state is not None:
@@ -90,6 +90,7 @@ class Master:
             self.scoreboard = Scoreboard(slots)
             inherited_chain = None
         self.reloader = Reloader(self, inherited_chain)
+        self.deadlines = Deadlines(self)
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> int:
@@ -178,7 +179,7 @@ class Master:
                 continue
             self.reloader.check(now)
             self._spawn_missing()
-            self._check_deadlines(now)
+            self.deadlines.check(now)
 
     def _record(self, signum: int, frame: Any) -> None:
         self.pending.append(signum)
@@ -448,65 +449,6 @@ class Master:
         self.exit_code = 1
         self.stop(graceful=False)
 
-    # -- deadlines -----------------------------------------------------------------------
-    def _check_deadlines(self, now: float) -> None:
-        cfg = self.cfg
-        wall = time.time()
-        for proc in list(self.procs.values()):
-            if proc.state == RETIRING and proc.retired_at and \
-                    now - proc.retired_at > self.stop_mercy:
-                write_line(f"worker {proc.wid} (pid: {proc.pid}) is taking too much time to "
-                           f"die... NO MERCY !!!")
-                send_signal(proc.pid, signal.SIGKILL)
-                proc.retired_at = now
-            if self.harakiri:
-                self._check_harakiri(proc, wall, now)
-            if cfg.max_worker_lifetime and proc.state == SERVING and proc.ready:
-                limit = cfg.max_worker_lifetime + (proc.wid - 1) * cfg.max_worker_lifetime_delta
-                if now - proc.since > limit:
-                    write_line(f"worker {proc.wid} lifetime reached, it was running for "
-                               f"{int(now - proc.since)} second(s)")
-                    proc.state = OLD  # replaced first, then told to stop
-        if cfg.evil_reload_on_rss and now - self._last_rss_check >= 3.0:
-            self._last_rss_check = now
-            self._check_evil_rss()
-
-    def _check_harakiri(self, proc: Proc, wall: float, now: float) -> None:
-        busy = self.scoreboard.read(proc.slot)["busy_since"]
-        if not busy or wall - busy < self.harakiri:
-            return
-        if proc.hk_busy != busy:
-            proc.hk_busy = busy
-            proc.hk_at = now
-            info = self.scoreboard.read(proc.slot)
-            self.scoreboard.set_field(proc.slot, "harakiri_count", info["harakiri_count"] + 1)
-            write_line(f"*** HARAKIRI ON WORKER {proc.wid} (pid: {proc.pid}, try: 1, "
-                       f"graceful: yes) *** its request has run {wall - busy:.1f} s "
-                       f"(harakiri = {self.harakiri})")
-            if self.cfg.harakiri_verbose:
-                write_line(f"HARAKIRI: -- syscall> {_proc_text(proc.pid, 'syscall')}")
-                write_line(f"HARAKIRI: -- wchan> {_proc_text(proc.pid, 'wchan')}")
-            send_signal(proc.pid, signal.SIGUSR2)
-        elif now - proc.hk_at > (self.cfg.harakiri_graceful_timeout or 0):
-            write_line(f"HARAKIRI: worker {proc.wid} (pid: {proc.pid}) did not end within "
-                       f"harakiri-graceful-timeout; SIGKILL")
-            send_signal(proc.pid, signal.SIGKILL)
-            proc.hk_at = now + 3600  # once
-
-    def _check_evil_rss(self) -> None:
-        import psutil
-
-        limit = self.cfg.evil_reload_on_rss * 1024 * 1024
-        for proc in list(self.procs.values()):
-            try:
-                rss = psutil.Process(proc.pid).memory_info().rss
-            except psutil.Error:
-                continue
-            if rss >= limit:
-                write_line(f"worker {proc.wid} (pid: {proc.pid}) uses {rss >> 20} MB, over "
-                           f"evil-reload-on-rss ({self.cfg.evil_reload_on_rss} MB): SIGKILL")
-                send_signal(proc.pid, signal.SIGKILL)
-
     # -- reports -------------------------------------------------------------------------
     def log_summary(self) -> None:
         """SIGUSR1: a block of per-worker stats (uWSGI's "*** Starting stats ***")."""
@@ -544,14 +486,6 @@ def _rss(pid: int) -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _proc_text(pid: int, name: str) -> str:
-    try:
-        with open(f"/proc/{pid}/{name}") as f:
-            return f.read().strip() or "-"
-    except OSError:
-        return "-"
 
 
 def rearm_parent_death(master_pid: int, sig: int = signal.SIGTERM) -> None:
