@@ -10,7 +10,9 @@ decided to recycle themselves, so a replacement is forked at once.
 Reloads never leave the sockets unserved: the new workers start while the old ones still
 serve, and an old worker is told to stop only when its replacement accepts. How a reload
 runs (probe of the new code, re-exec of the master, chain, queue, abandon) is reloading.py;
-the master's loop drives it and owns the process table it works on (procs.py).
+the master's loop drives it and owns the process table it works on (procs.py). The limits
+enforced on workers from outside (harakiri, lifetime, evil RSS) are deadlines.py; the
+SIGUSR1/SIGUSR2 reports are reports.py.
 
 Signals: SIGTERM graceful stop (``die-on-term = false``: uWSGI 2.0's brutal reload), SIGINT
 graceful stop and a second one quick, SIGQUIT quick stop, SIGHUP graceful reload,
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import reload as reexec
+from . import reports
 from .deadlines import Deadlines
 from .logging import write_line
 from .procs import HANDLED, OLD, RETIRING, SERVING, Proc, send_signal
@@ -228,7 +231,7 @@ class Master:
         elif sig == signal.SIGUSR1:
             self.command("s")
         elif sig == signal.SIGUSR2:
-            self.log_busy()
+            reports.log_busy(self)
 
     def command(self, letter: str) -> None:
         """One of uWSGI's master FIFO letters (signals map onto them too)."""
@@ -253,7 +256,7 @@ class Master:
             write_line("quick stop requested")
             self.stop(graceful=False)
         elif letter == "s":
-            self.log_summary()
+            reports.log_summary(self)
         elif letter == "+":
             if self.target >= self.scoreboard.slots // 2 - 4:
                 write_line(f"already at the most workers ({self.target})")
@@ -448,44 +451,6 @@ class Master:
                    f"stopping (need-app)")
         self.exit_code = 1
         self.stop(graceful=False)
-
-    # -- reports -------------------------------------------------------------------------
-    def log_summary(self) -> None:
-        """SIGUSR1: a block of per-worker stats (uWSGI's "*** Starting stats ***")."""
-        wall = time.time()
-        lines = [f"*** stats of master pid {self.pid}: {len(self.procs)} workers, "
-                 f"{self.scoreboard.total_requests()} requests served ***"]
-        for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
-            info = self.scoreboard.read(proc.slot)
-            busy = info["busy_since"]
-            status = ("starting" if not proc.ready else
-                      f"busy {wall - busy:.1f}s" if busy else "idle")
-            avg = self.scoreboard.timing(proc.slot)[1]  # uWSGI's avg_rt, microseconds
-            lines.append(f"worker {proc.wid} (pid: {proc.pid}) {status} [{proc.state}] "
-                         f"requests: {int(info['delta_requests'])}/{int(info['requests'])} "
-                         f"exceptions: {int(info['exceptions'])} "
-                         f"harakiri: {int(info['harakiri_count'])} "
-                         f"respawns: {int(info['respawn_count']) - 1} "
-                         f"rss: {_rss(proc.pid) / 1048576:.1f} MB "
-                         f"avg: {avg / 1000:.1f} ms "
-                         f"running: {wall - info['last_spawn']:.0f}s")
-        lines.append("*** end of stats ***")
-        write_line("\n".join(lines))
-
-    def log_busy(self) -> None:
-        wall = time.time()
-        for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
-            busy = self.scoreboard.read(proc.slot)["busy_since"]
-            what = f"busy for {wall - busy:.1f} s" if busy else "idle"
-            write_line(f"worker {proc.wid} (pid: {proc.pid}, {proc.state}): {what}")
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def rearm_parent_death(master_pid: int, sig: int = signal.SIGTERM) -> None:
