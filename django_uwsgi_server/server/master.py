@@ -8,9 +8,11 @@ Workers report to the master on a pipe: "accepting" once they serve, and "leavin
 decided to recycle themselves, so a replacement is forked at once.
 
 Reloads never leave the sockets unserved: the new workers start while the old ones still
-serve, and an old worker is told to stop only when its replacement accepts. Without
-``lazy-apps`` the master first re-executes itself (same pid, same sockets, the old workers
-still its children) so that the new workers fork from freshly imported code.
+serve, and an old worker is told to stop only when its replacement accepts. How a reload
+runs (probe of the new code, re-exec of the master, chain, queue, abandon) is reloading.py;
+the master's loop drives it and owns the process table it works on (procs.py). The limits
+enforced on workers from outside (harakiri, lifetime, evil RSS) are deadlines.py; the
+SIGUSR1/SIGUSR2 reports are reports.py.
 
 Signals: SIGTERM graceful stop (``die-on-term = false``: uWSGI 2.0's brutal reload), SIGINT
 graceful stop and a second one quick, SIGQUIT quick stop, SIGHUP graceful reload,
@@ -30,30 +32,16 @@ from collections.abc import Callable
 from typing import Any
 
 from . import reload as reexec
+from . import reports
+from .deadlines import Deadlines
 from .logging import write_line
+from .procs import HANDLED, OLD, RETIRING, SERVING, Proc, send_signal
+from .reloading import Reloader
 from .stats import MAX_WORKERS, Scoreboard
 
 EXIT_APP_FAILED = 22  # uWSGI's code for "failed to load app"
 EXIT_RECYCLED = 17  # the worker retired itself (max-requests, reload-on-rss, harakiri)
-_HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD,
-            signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2)
 _REPORT = struct.Struct("<i")  # +pid: accepting; -pid: leaving soon
-SERVING, OLD, RETIRING = "serving", "old", "retiring"
-
-
-class Proc:
-    """One worker process as the master sees it."""
-
-    __slots__ = ("pid", "wid", "slot", "state", "ready", "since", "retired_at", "hk_busy",
-                 "hk_at")
-
-    def __init__(self, pid: int, wid: int, slot: int, state: str = SERVING,
-                 ready: bool = False) -> None:
-        self.pid, self.wid, self.slot, self.state, self.ready = pid, wid, slot, state, ready
-        self.since = time.monotonic()
-        self.retired_at = 0.0
-        self.hk_busy = 0.0  # the busy_since harakiri already fired for
-        self.hk_at = 0.0
 
 
 class Master:
@@ -81,16 +69,11 @@ class Master:
         self.pending: list[int] = []
         self.stopping_since: float | None = None
         self.exit_code = 0
-        self.reload: dict[str, Any] | None = None  # the reload in progress
-        self.queued: list[bool] = []  # reloads asked for meanwhile (chain?)
         self.no_app = app_failed  # a re-exec whose new code failed to import
-        self.probe: tuple[int, bool] | None = None  # (pid, chain) of the new-code check
-        self._probe_since = 0.0
         # need-app stops the server only if no worker ever loaded the app.
         self.served_once = False
         self._respawns: list[float] = []
         self._hold_spawn_until = 0.0
-        self._last_rss_check = 0.0
         state = reexec.inherited()
         slots = max(MAX_WORKERS, 2 * self.target + 8)
         if state is not None:
@@ -104,11 +87,13 @@ class Master:
                 self.procs[pid] = proc
             # SIGTTIN/SIGTTOU changes survive the reload.
             self.target = state.get("target", self.target)
-            self._inherited_chain = bool(state.get("chain"))
+            inherited_chain: bool | None = bool(state.get("chain"))
             self.served_once = True
         else:
             self.scoreboard = Scoreboard(slots)
-            self._inherited_chain = None
+            inherited_chain = None
+        self.reloader = Reloader(self, inherited_chain)
+        self.deadlines = Deadlines(self)
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> int:
@@ -117,21 +102,19 @@ class Master:
         for fd in (wake_r, wake_w, self._report_r):
             os.set_blocking(fd, False)
         self._wake = (wake_r, wake_w)
-        for sig in _HANDLED:
+        for sig in HANDLED:
             signal.signal(sig, self._record)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.set_wakeup_fd(wake_w)
-        # A re-exec'd image starts with these blocked (see _reexec): deliver them now.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+        # A re-exec'd image starts with these blocked (see reloading.py): deliver them now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
         reexec.forget()
         for hook in self.hooks:
             hook.started(self)
         if self.hub is not None:
             self.hub.attach(self)
         try:
-            if self._inherited_chain is not None:
-                self._continue_reload(self._inherited_chain)
-            else:
+            if not self.reloader.resume():
                 write_line(f"spawned uWSGI master process (pid: {self.pid})")
                 self._spawn_missing()
             if self.on_ready is not None:
@@ -139,7 +122,7 @@ class Master:
             self._loop(wake_r)
         finally:
             signal.set_wakeup_fd(-1)
-            for sig in _HANDLED:
+            for sig in HANDLED:
                 signal.signal(sig, signal.SIG_DFL)
             for fd in (wake_r, wake_w, self._report_r, self._report_w):
                 os.close(fd)
@@ -197,9 +180,9 @@ class Master:
                     self._kill_all(signal.SIGKILL, "is taking too much time to die... NO MERCY")
                     self.stopping_since = now  # once per mercy period
                 continue
-            self._check_reload(now)
+            self.reloader.check(now)
             self._spawn_missing()
-            self._check_deadlines(now)
+            self.deadlines.check(now)
 
     def _record(self, signum: int, frame: Any) -> None:
         self.pending.append(signum)
@@ -248,23 +231,24 @@ class Master:
         elif sig == signal.SIGUSR1:
             self.command("s")
         elif sig == signal.SIGUSR2:
-            self.log_busy()
+            reports.log_busy(self)
 
     def command(self, letter: str) -> None:
         """One of uWSGI's master FIFO letters (signals map onto them too)."""
         if self.stopping_since is not None:
             return
         if letter in "rc":
-            self.start_reload(chain=letter == "c", reexec_master=not self.cfg.lazy_apps)
+            self.reloader.start_reload(chain=letter == "c", reexec_master=not self.cfg.lazy_apps)
         elif letter == "w":
-            self.start_reload(chain=False, reexec_master=False)
+            self.reloader.start_reload(chain=False, reexec_master=False)
         elif letter in "RW":
             write_line("brutal reload: workers stop at once")
             self._kill_all(signal.SIGQUIT, "")
             for proc in self.procs.values():
                 proc.state = RETIRING
-            self.reload = None
-            self.start_reload(chain=False, reexec_master=letter == "R" and not self.cfg.lazy_apps)
+            self.reloader.reload = None
+            self.reloader.start_reload(chain=False,
+                                       reexec_master=letter == "R" and not self.cfg.lazy_apps)
         elif letter == "q":
             write_line("graceful stop requested")
             self.stop(graceful=True)
@@ -272,7 +256,7 @@ class Master:
             write_line("quick stop requested")
             self.stop(graceful=False)
         elif letter == "s":
-            self.log_summary()
+            reports.log_summary(self)
         elif letter == "+":
             if self.target >= self.scoreboard.slots // 2 - 4:
                 write_line(f"already at the most workers ({self.target})")
@@ -294,155 +278,6 @@ class Master:
         if self.stopping_since is None:
             self.stopping_since = time.monotonic()
         self._kill_all(signal.SIGTERM if graceful else signal.SIGQUIT, "")
-
-    # -- reloads -------------------------------------------------------------------------
-    def start_reload(self, chain: bool, reexec_master: bool) -> None:
-        if self.reload is not None:
-            write_line("a reload is already running: this one is queued")
-            self.queued.append(chain)
-            return
-        for hook in self.hooks:
-            hook.reload_starts(self)
-        kind = "chain reload" if chain else "graceful reload"
-        if reexec_master:
-            if self.probe is not None:
-                write_line("a reload is already being prepared: this one is queued")
-                self.queued.append(chain)
-                return
-            # Check that the new code starts before replacing this image: a settings or
-            # models error must cost a log line, not the server.
-            write_line(f"{kind} (master pid: {self.pid}): checking that the new code loads "
-                       f"(the workers keep serving)")
-            try:
-                self.probe = (reexec.probe(), chain)
-                self._probe_since = time.monotonic()
-            except Exception as exc:
-                write_line(f"reload failed: could not start the check ({exc})")
-            return
-        write_line(f"{kind} of {self.target} workers starting (master pid: {self.pid})")
-        for proc in self.procs.values():
-            if proc.state == SERVING:
-                proc.state = OLD
-        self._continue_reload(chain)
-
-    def _probed(self, ok: bool) -> None:
-        assert self.probe is not None
-        chain = self.probe[1]
-        self.probe = None
-        if not ok:
-            write_line("reload failed: the new code does not start (see above); the workers "
-                       "keep serving the old code — fix it and reload again")
-            self._next_queued()
-            return
-        write_line(f"{'chain reload' if chain else 'graceful reload'}: re-executing the master "
-                   f"with the new code (the workers keep serving meanwhile)")
-        self._reexec(chain)
-
-    def _next_queued(self) -> None:
-        if self.queued and self.reload is None and self.probe is None:
-            chain = self.queued.pop(0)
-            self.start_reload(chain, reexec_master=not self.cfg.lazy_apps)
-
-    def _continue_reload(self, chain: bool) -> None:
-        """Workers of the previous generation are OLD; spawn the new ones."""
-        for proc in list(self.procs.values()):
-            if proc.state == OLD and proc.wid > self.target:
-                self._retire(proc)  # fewer workers now: nobody will replace these
-        if self.no_app:
-            write_line("reload failed: the new code does not load (see the traceback above); "
-                       "the old workers keep serving — fix it and reload again")
-            for proc in self.procs.values():
-                if proc.state == OLD:
-                    proc.state = SERVING
-            return
-        self.reload = {"chain": chain, "start": time.monotonic(),
-                       "queue": list(range(1, self.target + 1))}
-        if chain:
-            write_line("chain reload starting...")
-        self._spawn_missing()
-
-    def _check_reload(self, now: float) -> None:
-        if self.probe is not None and now - self._probe_since > self.stop_mercy:
-            write_line(f"reload failed: the check of the new code did not finish within "
-                       f"{self.stop_mercy:g} s; killed it")
-            self._signal(self.probe[0], signal.SIGKILL)  # reaped as a failed check
-            self._probe_since = now + 3600
-        rel = self.reload
-        if rel is None:
-            self._next_queued()
-            return
-        if now - rel["start"] > self.stop_mercy and any(
-                p.state == SERVING and not p.ready for p in self.procs.values()):
-            write_line(f"reload abandoned: new workers did not start accepting within "
-                       f"{self.stop_mercy:g} s; the old workers keep serving")
-            self._abandon_reload()
-            return
-        if rel["chain"]:
-            queue = rel["queue"]
-            while queue and any(p.wid == queue[0] and p.state == SERVING and p.ready
-                                for p in self.procs.values()):
-                queue.pop(0)
-                if queue:
-                    write_line(f"chain next victim is worker {queue[0]}")
-        if any(p.state == OLD for p in self.procs.values()) or \
-                any(p.state == SERVING and not p.ready for p in self.procs.values()) or \
-                (rel["chain"] and rel["queue"]):
-            return
-        write_line(f"{'chain reloading' if rel['chain'] else 'reload'} complete: "
-                   f"{self.target} workers in {time.monotonic() - rel['start']:.2f} s")
-        self.reload = None
-        self._next_queued()
-
-    def _abandon_reload(self) -> None:
-        for other in list(self.procs.values()):
-            if other.state == SERVING and not other.ready:
-                self._retire(other)
-            elif other.state == OLD:
-                other.state = SERVING
-        self.reload = None
-        self._hold_spawn_until = time.monotonic() + 1.0
-
-    def _reexec(self, chain: bool) -> None:
-        now = time.monotonic()
-        procs = [[p.pid, p.wid, p.slot, p.state, now - p.retired_at if p.retired_at else 0]
-                 for p in self.procs.values()]
-        listeners = []
-        for listener in self.listeners:
-            fd = listener.sock.fileno()
-            os.set_inheritable(fd, True)
-            listeners.append([fd, listener.protocol, listener.option, str(listener.address)])
-        state = {"procs": procs, "scoreboard_fd": self.scoreboard.fd,
-                 "slots": self.scoreboard.slots, "listeners": listeners, "chain": chain,
-                 "target": self.target}
-        if self.stats is not None:
-            state["stats"] = self.stats.inheritable()
-        if self.hub is not None and self.hub.carry_over is not None:
-            state["uwsgi"] = self.hub.carry_over()  # locks and caches stay shared
-        os.set_inheritable(self.scoreboard.fd, True)
-        # Signals arriving while the new image starts wait in the (inherited) mask; those
-        # already recorded here are raised again so that they wait there too.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
-        for sig in self._take_signals():
-            if sig != signal.SIGCHLD:
-                os.kill(os.getpid(), sig)
-        if self.triggers is not None:
-            self.triggers.close()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            reexec.execute(state)
-        except Exception as exc:
-            for listener in self.listeners:
-                os.set_inheritable(listener.sock.fileno(), False)
-            os.set_inheritable(self.scoreboard.fd, False)
-            if self.stats is not None:
-                self.stats.not_inheritable()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
-            write_line(f"re-exec failed ({exc}); reloading the workers only")
-            for proc in self.procs.values():
-                if proc.state == SERVING:
-                    proc.state = OLD
-            self._continue_reload(chain)
 
     # -- workers -------------------------------------------------------------------------
     def _read_reports(self) -> None:
@@ -469,28 +304,22 @@ class Master:
     def _retire(self, proc: Proc) -> None:
         proc.state = RETIRING
         proc.retired_at = time.monotonic()
-        self._signal(proc.pid, signal.SIGTERM)
+        send_signal(proc.pid, signal.SIGTERM)
 
     def _kill_all(self, sig: int, why: str) -> None:
         for proc in list(self.procs.values()):
             if why:
                 write_line(f"worker {proc.wid} (pid: {proc.pid}) {why}")
-            self._signal(proc.pid, sig)
-
-    @staticmethod
-    def _signal(pid: int, sig: int) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+            send_signal(proc.pid, sig)
 
     def _spawn_missing(self) -> None:
         if self.no_app or time.monotonic() < self._hold_spawn_until:
             return
         serving = {p.wid for p in self.procs.values() if p.state == SERVING}
         wids = range(1, self.target + 1)
-        if self.reload is not None and self.reload["chain"]:
-            wids = self.reload["queue"][:1]  # one at a time
+        rel = self.reloader.reload
+        if rel is not None and rel["chain"]:
+            wids = rel["queue"][:1]  # one at a time
         for wid in wids:
             if wid not in serving and time.monotonic() >= self._hold_spawn_until:
                 self._spawn(wid)
@@ -502,7 +331,7 @@ class Master:
         sys.stderr.flush()
         # A signal landing between fork() and the worker's own handlers would run the
         # master's handler in the child and be lost: block them until the worker is ready.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         chan = None
         try:
             if self.hub is not None:
@@ -518,7 +347,7 @@ class Master:
             self._hold_spawn_until = time.monotonic() + 1.0
             return
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
         self.procs[pid] = Proc(pid, wid, slot)
         self.scoreboard.set_field(slot, "pid", pid)
         if chan is not None:
@@ -532,7 +361,7 @@ class Master:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
-            for sig in _HANDLED:
+            for sig in HANDLED:
                 signal.signal(sig, signal.SIG_DFL)
             os.close(self._wake[0])
             os.close(self._wake[1])
@@ -546,7 +375,7 @@ class Master:
                 hook.child(wid)
             if chan is not None:
                 self.hub.in_child(chan, wid, slot)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # now SIG_DFL: safe
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)  # now SIG_DFL: safe
             worker = self.make_worker(wid, slot, self._report_w)
             code = EXIT_APP_FAILED if worker is None else worker.run()
         except SystemExit as exc:
@@ -572,8 +401,7 @@ class Master:
 
     def _buried(self, pid: int, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
-        if self.probe is not None and pid == self.probe[0]:
-            self._probed(code == 0)
+        if self.reloader.reaped(pid, code):
             return
         proc = self.procs.pop(pid, None)
         if proc is None:
@@ -607,10 +435,10 @@ class Master:
             self._hold_spawn_until = now + 1.0
 
     def _app_failed(self, proc: Proc) -> None:
-        if self.reload is not None:
+        if self.reloader.reload is not None:
             write_line(f"reload failed: worker {proc.wid} could not load the application; "
                        f"the old workers keep serving")
-            self._abandon_reload()
+            self.reloader.abandon()
             return
         if self.served_once:
             # Serving already: the code on disk broke under a lazy worker. Keep the others
@@ -623,111 +451,6 @@ class Master:
                    f"stopping (need-app)")
         self.exit_code = 1
         self.stop(graceful=False)
-
-    # -- deadlines -----------------------------------------------------------------------
-    def _check_deadlines(self, now: float) -> None:
-        cfg = self.cfg
-        wall = time.time()
-        for proc in list(self.procs.values()):
-            if proc.state == RETIRING and proc.retired_at and \
-                    now - proc.retired_at > self.stop_mercy:
-                write_line(f"worker {proc.wid} (pid: {proc.pid}) is taking too much time to "
-                           f"die... NO MERCY !!!")
-                self._signal(proc.pid, signal.SIGKILL)
-                proc.retired_at = now
-            if self.harakiri:
-                self._check_harakiri(proc, wall, now)
-            if cfg.max_worker_lifetime and proc.state == SERVING and proc.ready:
-                limit = cfg.max_worker_lifetime + (proc.wid - 1) * cfg.max_worker_lifetime_delta
-                if now - proc.since > limit:
-                    write_line(f"worker {proc.wid} lifetime reached, it was running for "
-                               f"{int(now - proc.since)} second(s)")
-                    proc.state = OLD  # replaced first, then told to stop
-        if cfg.evil_reload_on_rss and now - self._last_rss_check >= 3.0:
-            self._last_rss_check = now
-            self._check_evil_rss()
-
-    def _check_harakiri(self, proc: Proc, wall: float, now: float) -> None:
-        busy = self.scoreboard.read(proc.slot)["busy_since"]
-        if not busy or wall - busy < self.harakiri:
-            return
-        if proc.hk_busy != busy:
-            proc.hk_busy = busy
-            proc.hk_at = now
-            info = self.scoreboard.read(proc.slot)
-            self.scoreboard.set_field(proc.slot, "harakiri_count", info["harakiri_count"] + 1)
-            write_line(f"*** HARAKIRI ON WORKER {proc.wid} (pid: {proc.pid}, try: 1, "
-                       f"graceful: yes) *** its request has run {wall - busy:.1f} s "
-                       f"(harakiri = {self.harakiri})")
-            if self.cfg.harakiri_verbose:
-                write_line(f"HARAKIRI: -- syscall> {_proc_text(proc.pid, 'syscall')}")
-                write_line(f"HARAKIRI: -- wchan> {_proc_text(proc.pid, 'wchan')}")
-            self._signal(proc.pid, signal.SIGUSR2)
-        elif now - proc.hk_at > (self.cfg.harakiri_graceful_timeout or 0):
-            write_line(f"HARAKIRI: worker {proc.wid} (pid: {proc.pid}) did not end within "
-                       f"harakiri-graceful-timeout; SIGKILL")
-            self._signal(proc.pid, signal.SIGKILL)
-            proc.hk_at = now + 3600  # once
-
-    def _check_evil_rss(self) -> None:
-        import psutil
-
-        limit = self.cfg.evil_reload_on_rss * 1024 * 1024
-        for proc in list(self.procs.values()):
-            try:
-                rss = psutil.Process(proc.pid).memory_info().rss
-            except psutil.Error:
-                continue
-            if rss >= limit:
-                write_line(f"worker {proc.wid} (pid: {proc.pid}) uses {rss >> 20} MB, over "
-                           f"evil-reload-on-rss ({self.cfg.evil_reload_on_rss} MB): SIGKILL")
-                self._signal(proc.pid, signal.SIGKILL)
-
-    # -- reports -------------------------------------------------------------------------
-    def log_summary(self) -> None:
-        """SIGUSR1: a block of per-worker stats (uWSGI's "*** Starting stats ***")."""
-        wall = time.time()
-        lines = [f"*** stats of master pid {self.pid}: {len(self.procs)} workers, "
-                 f"{self.scoreboard.total_requests()} requests served ***"]
-        for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
-            info = self.scoreboard.read(proc.slot)
-            busy = info["busy_since"]
-            status = ("starting" if not proc.ready else
-                      f"busy {wall - busy:.1f}s" if busy else "idle")
-            avg = self.scoreboard.timing(proc.slot)[1]  # uWSGI's avg_rt, microseconds
-            lines.append(f"worker {proc.wid} (pid: {proc.pid}) {status} [{proc.state}] "
-                         f"requests: {int(info['delta_requests'])}/{int(info['requests'])} "
-                         f"exceptions: {int(info['exceptions'])} "
-                         f"harakiri: {int(info['harakiri_count'])} "
-                         f"respawns: {int(info['respawn_count']) - 1} "
-                         f"rss: {_rss(proc.pid) / 1048576:.1f} MB "
-                         f"avg: {avg / 1000:.1f} ms "
-                         f"running: {wall - info['last_spawn']:.0f}s")
-        lines.append("*** end of stats ***")
-        write_line("\n".join(lines))
-
-    def log_busy(self) -> None:
-        wall = time.time()
-        for proc in sorted(self.procs.values(), key=lambda p: (p.wid, p.pid)):
-            busy = self.scoreboard.read(proc.slot)["busy_since"]
-            what = f"busy for {wall - busy:.1f} s" if busy else "idle"
-            write_line(f"worker {proc.wid} (pid: {proc.pid}, {proc.state}): {what}")
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _proc_text(pid: int, name: str) -> str:
-    try:
-        with open(f"/proc/{pid}/{name}") as f:
-            return f.read().strip() or "-"
-    except OSError:
-        return "-"
 
 
 def rearm_parent_death(master_pid: int, sig: int = signal.SIGTERM) -> None:

@@ -94,7 +94,7 @@ class Notifier(Hook):
             return
         serving = [p for p in master.procs.values() if p.state == "serving" and p.ready]
         status = _status(master, serving)
-        changing = master.reload is not None or master.probe is not None
+        changing = master.reloader.busy
         complete = not changing and len({p.wid for p in serving}) >= master.target
         if self.phase == "ready" and changing:
             self.reload_starts(master)
