@@ -224,6 +224,10 @@ def _to_address(opt: Option, value: Any) -> str:
         value = str(value)  # a bare port, as in {"http-socket": 8000}
     if not isinstance(value, str):
         raise _Invalid(expected)
+    if value.strip().startswith("=") and opt.name in SOCKET_OPTIONS:
+        if not value.strip()[1:].strip().isdigit():
+            raise _Invalid("=N, a reference to shared-socket number N (=0 is the first)")
+        return "=" + value.strip()[1:].strip()
     try:
         parse_address(value)
     except AddressError as exc:
@@ -293,8 +297,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("listen", INT, SOCKETS, _IMPL, "listen() backlog of every socket", short="l", default=1024, min=1),
     _O("thunder-lock", BOOL, SOCKETS, _ACC, "serialize accept() across workers",
        note="accept() is always serialized"),
-    _O("shared-socket", ADDRESS, SOCKETS, _PLAN, "bind a socket before dropping privileges",
-       repeatable=True),
+    _O("shared-socket", ADDRESS, SOCKETS, _IMPL,
+       "bind a socket first; socket options refer to it as =0, =1...", repeatable=True),
     _O("chown-socket", STR, SOCKETS, _IMPL, "chown unix sockets (user[:group])"),
     _O("reuse-port", BOOL, SOCKETS, _IMPL, "set SO_REUSEPORT on sockets"),
     # Processes

@@ -234,3 +234,18 @@ def test_static_options_run_under_real_uwsgi_without_delayed_ack_stalls(processe
             assert session.get(url + "/s/app.css", timeout=5).status_code == 200
         elapsed = time.monotonic() - began
     assert elapsed < 1.5, f"50 keep-alive static responses took {elapsed:.2f} s (40 ms stalls?)"
+
+
+def test_shared_socket_reference_runs_under_real_uwsgi(processes, tmp_path):
+    """shared-socket and =N are written through as uWSGI understands them."""
+    port = free_port()
+    ini = tmp_path / "shared.ini"
+    text = print_ini(["--shared-socket", f"127.0.0.1:{port}", "--http-socket", "=0",
+                      "--processes", "1"])
+    lines = ini_lines(text)
+    assert f"shared-socket = 127.0.0.1:{port}" in lines and "http11-socket = =0" in lines
+    assert "chmod-socket = 660" not in lines  # =0 is not a unix socket path
+    ini.write_text(text)
+    proc = processes([sys.executable, "-c", UWSGI_BOOT, "--ini", str(ini),
+                      f"--binary-path={sys.executable}"])
+    assert _serving(proc, f"http://127.0.0.1:{port}/hello").text == "hello world"
