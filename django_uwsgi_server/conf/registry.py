@@ -73,6 +73,8 @@ class Option:
     bare: Any = None
     # unsupported: why and what to use instead; accepted: why it has no effect.
     note: str = ""
+    # Checks a converted value further: returns None or raises ValueError(what was expected).
+    check: Callable[[Any], None] | None = None
 
     @property
     def dest(self) -> str:
@@ -101,7 +103,13 @@ class Option:
         try:
             if self.bare is not None and (value is True or (isinstance(value, str) and not value.strip())):
                 return self.bare
-            return _CONVERTERS[self.kind](self, value)
+            converted = _CONVERTERS[self.kind](self, value)
+            if self.check is not None:
+                try:
+                    self.check(converted)
+                except ValueError as exc:
+                    raise _Invalid(str(exc)) from None
+            return converted
         except _Invalid as exc:
             raise ConfigError(
                 f"invalid value {value!r} for option {self.name!r} ({source}): expected {exc}"
@@ -255,6 +263,12 @@ _CONVERTERS: dict[str, Callable[[Option, Any], Any]] = {
 }
 
 
+def _logger_spec(value: str) -> None:
+    from ..server.loggers import parse
+
+    parse(value)
+
+
 def _two_per_cpu() -> int:
     """2 × CPU cores"""
     try:
@@ -395,8 +409,12 @@ OPTIONS: tuple[Option, ...] = (
     _O("log-backupname", PATH, LOGGING, _IMPL,
        "name of the rotated log file (default: FILE.<unix time>)"),
     _O("log-micros", BOOL, LOGGING, _IMPL, "request times in microseconds"),
-    _O("req-logger", STR, LOGGING, _PLAN, "send request lines to a logger", repeatable=True),
-    _O("logger", STR, LOGGING, _PLAN, "send other log lines to a logger", repeatable=True),
+    _O("req-logger", STR, LOGGING, _IMPL,
+       "send request lines to a logger: [name ]plugin[:args], plugin file, stdio, syslog or "
+       "socket (implies log-master)", repeatable=True, check=_logger_spec),
+    _O("logger", STR, LOGGING, _IMPL,
+       "send the other log lines (and request lines without req-logger) to a logger: "
+       "[name ]plugin[:args] (implies log-master)", repeatable=True, check=_logger_spec),
     _O("memory-report", BOOL, LOGGING, _IMPL, "log memory usage with each request", short="m"),
     _O("log-4xx", BOOL, LOGGING, _IMPL, "log 4xx responses even with disable-logging"),
     _O("log-5xx", BOOL, LOGGING, _IMPL, "log 5xx responses even with disable-logging"),
