@@ -53,6 +53,8 @@ def check(cfg: Any) -> str | None:
     if problem:
         return problem
     for option in ("log_maxsize", "log_reopen", "log_backupname"):
+        if option == "log_reopen" and (cfg.logger or cfg.req_logger):
+            continue  # it reopens file: loggers
         if getattr(cfg, option) and not log_file(cfg):
             return (f"{option.replace('_', '-')} needs a log file: set logto (or daemonize); "
                     f"stderr cannot be rotated or reopened by the server")
@@ -94,15 +96,18 @@ class LogMaster(Hook):
             set_request_fd(self.req_w)
 
     def reload_starts(self, master: Any) -> None:
-        if self.reopen_on_reload and self.path:
+        if self.reopen_on_reload and (self.path or self.loggers or self.req_loggers):
             self._reopen()
 
     def command(self, master: Any, letter: str) -> bool:
         """Master FIFO ``l`` reopens the log file, ``L`` rotates it (uWSGI's letters); both
-        need the log pipe, or the workers would keep the old file."""
+        need the log pipe, or the workers would keep the old file. ``l`` also reopens
+        ``file:`` loggers (with or without logto)."""
         if letter not in "lL":
             return False
-        if self.r < 0 or not self.path:
+        if letter == "l" and (self.loggers or self.req_loggers):
+            self._reopen()
+        elif self.r < 0 or not self.path:
             write_line(f"master command {letter!r} needs log-master and logto; ignored")
         elif letter == "l":
             self._reopen()
@@ -111,15 +116,17 @@ class LogMaster(Hook):
         return True
 
     def _reopen(self) -> None:
-        assert self.path is not None
         self._relay()  # what the workers wrote so far belongs to the old file
-        write_line(f"reopening the log file {self.path} (log-reopen)")
         for group in (self.loggers, self.req_loggers):
             if group is not None:
                 try:
                     group.reopen()
                 except OSError as exc:
-                    write_line(f"log-reopen: cannot reopen {exc.filename}: {exc.strerror}")
+                    write_line(f"log-reopen: cannot reopen {exc.filename}: {exc.strerror}; "
+                               f"logging to the old file")
+        if self.path is None:
+            return
+        write_line(f"reopening the log file {self.path} (log-reopen)")
         try:
             redirect_output(self.path)  # a new file if it moved
         except OSError as exc:

@@ -115,3 +115,25 @@ def test_bad_logger_is_one_line(tmp_path):
     assert r.stderr.strip().splitlines()[-1].endswith(
         f"req-logger file:{tmp_path}/missing/req.log: cannot open {tmp_path}/missing/req.log: "
         "No such file or directory")
+
+
+def test_file_loggers_reopen_on_fifo_l_and_on_reload(start_server, tmp_path):
+    """logrotate's way: move the file, then ``echo l > FIFO`` (or a reload with log-reopen)."""
+    reqs, fifo = tmp_path / "req.log", tmp_path / "fifo"
+    server = start_server(["--http-socket", "127.0.0.1:0", "--processes", "1",
+                           "--req-logger", f"file:{reqs}", "--log-reopen",
+                           "--master-fifo", str(fifo)])
+    requests.get(server.url + "/hello?one", timeout=10)
+    wait_for(lambda: "GET /hello?one" in _text(reqs), 20, "the first line")
+    moved = tmp_path / "req.log.1"
+    reqs.rename(moved)
+    with open(fifo, "w") as f:
+        f.write("l")
+    wait_for(lambda: reqs.exists(), 20, "a new req.log")
+    requests.get(server.url + "/hello?two", timeout=10)
+    wait_for(lambda: "GET /hello?two" in _text(reqs), 20, "the line in the new file")
+    assert "hello?two" not in _text(moved)
+    reqs.rename(moved)
+    _reload(server)  # log-reopen: the reload reopens them too
+    requests.get(server.url + "/hello?three", timeout=10)
+    wait_for(lambda: "GET /hello?three" in _text(reqs), 20, "the line after the reload")
