@@ -2,7 +2,9 @@
 
 The default request line is uWSGI's ``uwsgi_logit_simple`` line byte for byte, so existing
 log parsers keep working; ``log-format`` takes uWSGI's ``%(var)`` names. Lines go straight
-to fd 2 with one ``write`` (atomic for lines under PIPE_BUF, so workers do not interleave).
+to fd 2 with one ``write`` (atomic for lines under PIPE_BUF, so workers do not interleave);
+with ``req-logger`` a worker's request lines go to the request log pipe instead, and with
+``logger`` the master's own lines go to its loggers (see loggers.py and logpipe.py).
 """
 
 from __future__ import annotations
