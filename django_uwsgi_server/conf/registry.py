@@ -73,6 +73,8 @@ class Option:
     bare: Any = None
     # unsupported: why and what to use instead; accepted: why it has no effect.
     note: str = ""
+    # Checks a converted value further: returns None or raises ValueError(what was expected).
+    check: Callable[[Any], None] | None = None
 
     @property
     def dest(self) -> str:
@@ -101,7 +103,13 @@ class Option:
         try:
             if self.bare is not None and (value is True or (isinstance(value, str) and not value.strip())):
                 return self.bare
-            return _CONVERTERS[self.kind](self, value)
+            converted = _CONVERTERS[self.kind](self, value)
+            if self.check is not None:
+                try:
+                    self.check(converted)
+                except ValueError as exc:
+                    raise _Invalid(str(exc)) from None
+            return converted
         except _Invalid as exc:
             raise ConfigError(
                 f"invalid value {value!r} for option {self.name!r} ({source}): expected {exc}"
@@ -224,6 +232,10 @@ def _to_address(opt: Option, value: Any) -> str:
         value = str(value)  # a bare port, as in {"http-socket": 8000}
     if not isinstance(value, str):
         raise _Invalid(expected)
+    if value.strip().startswith("=") and opt.name in SOCKET_OPTIONS:
+        if not value.strip()[1:].strip().isdigit():
+            raise _Invalid("=N, a reference to shared-socket number N (=0 is the first)")
+        return "=" + value.strip()[1:].strip()
     try:
         parse_address(value)
     except AddressError as exc:
@@ -249,6 +261,12 @@ _CONVERTERS: dict[str, Callable[[Option, Any], Any]] = {
     STR: _to_str, PATH: _to_path, INT: _to_int, BOOL: _to_bool, SIZE: _to_size,
     MODE: _to_mode, ADDRESS: _to_address, ENV: _to_env, HEADER: _to_header,
 }
+
+
+def _logger_spec(value: str) -> None:
+    from ..server.loggers import parse
+
+    parse(value)
 
 
 def _two_per_cpu() -> int:
@@ -293,8 +311,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("listen", INT, SOCKETS, _IMPL, "listen() backlog of every socket", short="l", default=1024, min=1),
     _O("thunder-lock", BOOL, SOCKETS, _ACC, "serialize accept() across workers",
        note="accept() is always serialized"),
-    _O("shared-socket", ADDRESS, SOCKETS, _PLAN, "bind a socket before dropping privileges",
-       repeatable=True),
+    _O("shared-socket", ADDRESS, SOCKETS, _IMPL,
+       "bind a socket first; socket options refer to it as =0, =1...", repeatable=True),
     _O("chown-socket", STR, SOCKETS, _IMPL, "chown unix sockets (user[:group])"),
     _O("reuse-port", BOOL, SOCKETS, _IMPL, "set SO_REUSEPORT on sockets"),
     # Processes
@@ -391,8 +409,12 @@ OPTIONS: tuple[Option, ...] = (
     _O("log-backupname", PATH, LOGGING, _IMPL,
        "name of the rotated log file (default: FILE.<unix time>)"),
     _O("log-micros", BOOL, LOGGING, _IMPL, "request times in microseconds"),
-    _O("req-logger", STR, LOGGING, _PLAN, "send request lines to a logger", repeatable=True),
-    _O("logger", STR, LOGGING, _PLAN, "send other log lines to a logger", repeatable=True),
+    _O("req-logger", STR, LOGGING, _IMPL,
+       "send request lines to a logger: [name ]plugin[:args], plugin file, stdio, syslog or "
+       "socket (implies log-master)", repeatable=True, check=_logger_spec),
+    _O("logger", STR, LOGGING, _IMPL,
+       "send the other log lines (and request lines without req-logger) to a logger: "
+       "[name ]plugin[:args] (implies log-master)", repeatable=True, check=_logger_spec),
     _O("memory-report", BOOL, LOGGING, _IMPL, "log memory usage with each request", short="m"),
     _O("log-4xx", BOOL, LOGGING, _IMPL, "log 4xx responses even with disable-logging"),
     _O("log-5xx", BOOL, LOGGING, _IMPL, "log 5xx responses even with disable-logging"),

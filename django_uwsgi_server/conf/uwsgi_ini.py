@@ -137,6 +137,11 @@ def translate(cfg: Any) -> list[Line]:
     """uWSGI lines for ``cfg`` (a merged Config), in registry order."""
     lines = _application(cfg)
     has_unix = False
+    # uWSGI resolves =N when it reads the referring option: shared-socket must come first.
+    for address in cfg.shared_socket or ():
+        address = f"127.0.0.1:{address}" if address.isdigit() else address
+        has_unix = has_unix or ":" not in address
+        lines.append(Line("shared-socket", address))
     for opt in OPTIONS:
         name = opt.name
         value = getattr(cfg, opt.dest)
@@ -146,11 +151,13 @@ def translate(cfg: Any) -> list[Line]:
                 lines.append(Line(name, _text(opt, value) if not opt.repeatable else
                                   ", ".join(map(str, value)), RUNUWSGI_ONLY[name]))
             continue
+        if name == "shared-socket":
+            continue  # written first, above
         if name in SOCKET_OPTIONS:
             for address in value:
                 if address.strip().isdigit():  # runuwsgi's loopback port; a file to uWSGI
                     address = f"127.0.0.1:{address.strip()}"
-                has_unix = has_unix or ":" not in address
+                has_unix = has_unix or ":" not in address and not address.startswith("=")
                 lines.append(Line(_socket_key(name, cfg), address))
             continue
         if name == "buffer-size":

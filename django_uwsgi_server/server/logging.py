@@ -2,7 +2,9 @@
 
 The default request line is uWSGI's ``uwsgi_logit_simple`` line byte for byte, so existing
 log parsers keep working; ``log-format`` takes uWSGI's ``%(var)`` names. Lines go straight
-to fd 2 with one ``write`` (atomic for lines under PIPE_BUF, so workers do not interleave).
+to fd 2 with one ``write`` (atomic for lines under PIPE_BUF, so workers do not interleave);
+with ``req-logger`` a worker's request lines go to the request log pipe instead, and with
+``logger`` the master's own lines go to its loggers (see loggers.py and logpipe.py).
 """
 
 from __future__ import annotations
@@ -39,16 +41,36 @@ def set_log_date(fmt: str | None) -> None:
         _date_format = CTIME if text.lower() in ("true", "1", "yes", "on") else fmt
 
 
+# The master's own lines go to its loggers when ``logger`` is set (see logpipe.py); the
+# workers' go to fd 2, which is then the log pipe.
+_sink: Callable[[bytes], None] | None = None
+# Where a worker writes its request lines: fd 2, or the request log pipe with req-logger.
+_request_fd = 2
+
+
+def set_sink(sink: Callable[[bytes], None] | None) -> None:
+    global _sink
+    _sink = sink
+
+
+def set_request_fd(fd: int) -> None:
+    global _request_fd
+    _request_fd = fd
+
+
 def write_line(line: str) -> None:
     if _date_format is not None:
         line = f"{time.strftime(_date_format)} - {line}"
-    _write(line)
+    if _sink is not None:
+        _sink((line if line.endswith("\n") else line + "\n").encode("utf-8", "replace"))
+    else:
+        _write(line)
 
 
-def _write(line: str) -> None:
+def _write(line: str, fd: int = 2) -> None:
     data = (line if line.endswith("\n") else line + "\n").encode("utf-8", "replace")
     try:
-        os.write(2, data)
+        os.write(fd, data)
     except OSError:
         pass
 
@@ -95,6 +117,7 @@ class RequestLog:
         self.x_forwarded_for = x_forwarded_for
         self._exception = threading.local()
         self._template = self._compile(log_format) if log_format else None
+        self.fd = _request_fd  # resolved once: fd 2, or req-logger's pipe
 
     # -- non-request lines ---------------------------------------------------------------
     def error(self, message: str) -> None:
@@ -153,7 +176,7 @@ class RequestLog:
                     f"in {ex.head_bytes} bytes ({ex.switches} switches on core {core_id()})")
         if self.memory_report:
             line = _memory() + line
-        _write(line)
+        _write(line, self.fd)
 
     def _still_logged(self, code: int, seconds: float) -> bool:
         return (self.log_4xx and 400 <= code < 500) or (self.log_5xx and code >= 500) or \

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..compat import runtime as uwsgi_runtime
-from . import hooks, logpipe, pidfile, privileges, runtime, stats_server
+from . import hooks, logpipe, pidfile, privileges, runtime, shared, stats_server
 from .loader import AppLoadError
 from .logging import RequestLog, redirect_output, set_log_date, write_line
 from .master import Master, rearm_parent_death
@@ -54,23 +54,37 @@ def bind_all(cfg: Any, out: TextIO) -> list[Listener]:
     except BindError as exc:
         raise ServerError(str(exc.strerror)) from None
     listeners: list[Listener] = []
+    sharing = shared.SharedSockets(cfg.shared_socket or [])
     try:
         activation = Activation.from_environment()  # systemd's sockets (LISTEN_FDS), if any
+
+        def bind_one(address: Any, protocol: str, option: str) -> Listener:
+            return activation.take(address, protocol, option) or \
+                bind(address, protocol, option, backlog, cfg.chmod_socket, owner,
+                     bool(cfg.reuse_port))
+
         for attr, protocol in SOCKET_OPTIONS:
             option = attr.replace("_", "-")
             if activation and cfg.origin(option) == "default":
                 continue  # systemd passed the sockets: no default 127.0.0.1:8000
             for text in getattr(cfg, attr) or ():
-                address = parse_address(text)
-                listeners.append(activation.take(address, protocol, option) or
-                                 bind(address, protocol, option, backlog, cfg.chmod_socket,
-                                      owner, bool(cfg.reuse_port)))
+                if shared.is_reference(text):
+                    address, label = sharing.resolve(text, option)
+                    listeners.append(bind_one(address, protocol, label))
+                else:
+                    listeners.append(bind_one(parse_address(text), protocol, option))
+        unserved = sharing.bind_unreferenced(lambda address, label: bind_one(address, UWSGI, label))
         listeners += activation.rest()
-    except BindError as exc:
+    except (BindError, shared.SharedSocketError) as exc:
         for listener in listeners:
             listener.sock.close()
+        shared.close_on_error()
         stats_server.release()
+        if isinstance(exc, shared.SharedSocketError):
+            raise ServerError(str(exc)) from None
         raise ServerError(str(exc.strerror if isinstance(exc.strerror, str) else exc)) from None
+    if unserved:
+        out.write("\n".join(unserved) + "\n")
     return listeners
 
 
@@ -144,7 +158,7 @@ def banner(cfg: Any, listeners: list[Listener], app_name: str, out: TextIO) -> N
         else:
             lines.append(f"  uwsgi://{listener.name}  ({listener.option}, uwsgi protocol: "
                          f"put nginx uwsgi_pass in front)")
-        if listener.option == "http":
+        if listener.option.split()[0] == "http":
             lines.append("    (no separate HTTP router process: the workers speak HTTP)")
     lines.append(f"Master pid {os.getpid()}: {cfg.processes} worker"
                  f"{'s' if cfg.processes != 1 else ''} × {threads} thread"
@@ -175,6 +189,7 @@ def serve(cfg: Any, app: Any, load_app: Any, listeners: list[Listener],
     if cfg.logto and not is_reexec():
         redirect_output(cfg.logto)
     set_log_date(cfg.log_date)
+    shared.keep_carried()
     _close_shared_resources()
     master: Master | None = None
 

@@ -2,6 +2,7 @@
 
 import json
 import socket
+import subprocess
 import sys
 
 import pytest
@@ -42,16 +43,16 @@ def test_bad_value_names_option_value_and_expectation():
 
 
 def test_planned_option_is_an_error_not_a_silent_noop():
-    # Whichever option is still planned (static-map, the first example, is implemented).
-    from django_uwsgi_server.conf.registry import BOOL, OPTIONS, PLANNED, STR
+    # No option is left planned: req-logger is marked planned in the subprocess.
+    from tests.planned import PLANNED_BOOT
 
-    planned = [o for o in OPTIONS if o.status == PLANNED and o.kind in (BOOL, STR)]
-    if not planned:
-        pytest.skip("no planned option left")
-    opt = planned[0]
-    r = run_command([f"--{opt.name}", *(() if opt.kind == BOOL else ("x",))])
+    # (=5 names no shared socket: were the check missing, the start would fail, not serve.)
+    r = subprocess.run([sys.executable, "-c", PLANNED_BOOT, "req-logger", "--req-logger",
+                        "stdio", "--http-socket", "=5"], cwd=str(TEST_PROJECT),
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 1
-    assert f"'{opt.name}'" in r.stderr and "not implemented" in r.stderr
+    assert r.stderr.strip() == ("CommandError: option 'req-logger' (command line) is not "
+                                "implemented yet by runuwsgi (planned)")
 
 
 def test_unsupported_option_is_an_error():

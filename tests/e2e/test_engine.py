@@ -234,3 +234,24 @@ def test_static_options_run_under_real_uwsgi_without_delayed_ack_stalls(processe
             assert session.get(url + "/s/app.css", timeout=5).status_code == 200
         elapsed = time.monotonic() - began
     assert elapsed < 1.5, f"50 keep-alive static responses took {elapsed:.2f} s (40 ms stalls?)"
+
+
+def test_shared_socket_and_loggers_run_under_real_uwsgi(processes, tmp_path):
+    """shared-socket, =N and the loggers are written through as uWSGI understands them."""
+    port = free_port()
+    ini = tmp_path / "shared.ini"
+    main, reqs = tmp_path / "main.log", tmp_path / "req.log"
+    text = print_ini(["--shared-socket", f"127.0.0.1:{port}", "--http-socket", "=0",
+                      "--processes", "1", "--logger", f"file:{main}",
+                      "--req-logger", f"file:{reqs}"])
+    lines = ini_lines(text)
+    assert f"shared-socket = 127.0.0.1:{port}" in lines and "http11-socket = =0" in lines
+    assert "chmod-socket = 660" not in lines  # =0 is not a unix socket path
+    assert f"logger = file:{main}" in lines and f"req-logger = file:{reqs}" in lines
+    ini.write_text(text)
+    proc = processes([sys.executable, "-c", UWSGI_BOOT, "--ini", str(ini),
+                      f"--binary-path={sys.executable}"])
+    assert _serving(proc, f"http://127.0.0.1:{port}/hello").text == "hello world"
+    # the same split as runuwsgi's: request lines in req.log, uWSGI's own lines in main.log
+    wait_for(lambda: reqs.exists() and "GET /hello" in reqs.read_text(), 30, "uWSGI's req.log")
+    assert "GET /hello" not in main.read_text() and "spawned uWSGI worker 1" in main.read_text()

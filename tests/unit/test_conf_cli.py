@@ -12,6 +12,7 @@ from django_uwsgi_server.conf import (
     parse_addrport,
     unknown_option_message,
 )
+from tests.planned import mark_planned
 
 
 def make_parser():
@@ -86,7 +87,8 @@ def test_cli_beats_settings():
     assert cfg.http_socket == [":9000"] and cfg.processes == 2 and cfg.threads == 3
 
 
-def test_planned_and_unsupported_get_our_error_not_argparse():
+def test_planned_and_unsupported_get_our_error_not_argparse(monkeypatch):
+    mark_planned(monkeypatch, "req-logger")
     with pytest.raises(ConfigError) as info:
         config(["--req-logger", "file:/tmp/x"])
     assert str(info.value) == (

@@ -6,6 +6,7 @@ import pytest
 
 from django_uwsgi_server.conf import OPTIONS
 from django_uwsgi_server.conf.docs import reference_rst
+from tests.planned import mark_planned
 
 README = Path(__file__).resolve().parents[2] / "README.rst"
 BEGIN, END = ".. BEGIN OPTION REFERENCE", ".. END OPTION REFERENCE"
@@ -16,12 +17,15 @@ def test_reference_lists_every_option_once():
     for opt in OPTIONS:
         assert text.count(f"   * - ``{opt.name}``\n") == 1, opt.name
     assert "2 × CPU cores" in text
-    assert "     - planned\n" in text  # e.g. shared-socket
+    assert "     - planned\n" not in text  # nothing is left planned
 
 
 def test_reference_names_the_issue_of_planned_work(monkeypatch):
     from django_uwsgi_server.conf import registry
 
+    assert "     - planned\n" not in reference_rst()
+    mark_planned(monkeypatch, "shared-socket")
+    assert "     - planned\n" in reference_rst()
     monkeypatch.setitem(registry.PLANNED_IN, "shared-socket", "issue #99")
     assert "planned (issue #99)" in reference_rst()
 

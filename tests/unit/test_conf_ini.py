@@ -7,6 +7,7 @@ import pytest
 
 from django_uwsgi_server.conf import ConfigError, build_config
 from django_uwsgi_server.conf.ini import split_spec
+from tests.planned import mark_planned
 
 
 @pytest.fixture
@@ -185,7 +186,8 @@ def test_bad_value_names_file_and_line(ini):
     )
 
 
-def test_planned_and_unsupported_in_ini(ini):
+def test_planned_and_unsupported_in_ini(ini, monkeypatch):
+    mark_planned(monkeypatch, "req-logger")
     path = ini("[uwsgi]\nreq-logger = file:/tmp/x\n")
     assert fails(path) == (
         f"option 'req-logger' ({path} line 2) is not implemented yet by runuwsgi (planned)"

@@ -3,6 +3,7 @@
 import pytest
 
 from django_uwsgi_server.conf import OPTIONS, Config, ConfigError, build_config, registry
+from tests.planned import mark_planned
 
 
 def fails(settings=None, cli=None, **kw):
@@ -105,6 +106,7 @@ def test_unknown_option_in_settings_with_and_without_hint():
 
 
 def test_planned_option_is_an_error(monkeypatch):
+    mark_planned(monkeypatch, "req-logger")
     assert fails({"req-logger": "file:/tmp/x"}) == (
         "option 'req-logger' (settings.UWSGI) is not implemented yet by runuwsgi (planned)"
     )

@@ -67,3 +67,19 @@ def test_a_bare_port_socket_stays_a_loopback_port():
     got = pairs({"socket": ["9000"]})
     assert ("socket", "127.0.0.1:9000") in got
     assert not any(k == "chmod-socket" for k, _ in got)
+
+
+def test_shared_sockets_and_references_are_written_through():
+    got = pairs({"shared_socket": ["/tmp/s.sock", "9001"], "socket": ["=0"],
+                 "http_socket": ["=1"], "http_keepalive": "0"})
+    assert ("shared-socket", "/tmp/s.sock") in got and ("shared-socket", "127.0.0.1:9001") in got
+    assert ("socket", "=0") in got and ("http-socket", "=1") in got
+    assert ("chmod-socket", "660") in got  # the shared unix socket gets our mode
+    assert not any(k == "chmod-socket" for k, _ in pairs({"shared_socket": [":9"],
+                                                          "socket": ["=0"]}))
+
+
+def test_shared_sockets_come_before_the_options_referring_to_them():
+    got = pairs({"socket": ["=0"], "shared_socket": ["127.0.0.1:1"]})
+    keys = [k for k, _ in got]
+    assert keys.index("shared-socket") < keys.index("socket")  # uWSGI resolves =N on reading
